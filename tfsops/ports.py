@@ -1,0 +1,108 @@
+"""Narrow, domain-level interfaces between the core and the outside world.
+
+The executor and the health/reload logic talk to these Protocols; adapters in
+``tfsops/adapters/`` implement them with docker, requests and grpc, and unit
+tests use in-memory fakes that behave like state machines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# Model version states as TF Serving names them (apis/get_model_status.proto).
+START = "START"
+LOADING = "LOADING"
+AVAILABLE = "AVAILABLE"
+UNLOADING = "UNLOADING"
+END = "END"
+UNKNOWN = "UNKNOWN"
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    """One entry of TF Serving's model status answer."""
+
+    version: int
+    state: str
+    error_code: str = "OK"
+    error_message: str = ""
+
+
+@dataclass(frozen=True)
+class ExpectedModel:
+    """What a healthy server must show for one model."""
+
+    name: str
+    versions: frozenset[int]
+    labels: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a deployment's server answers, from this host's point of view."""
+
+    host: str
+    rest_port: int | None
+    grpc_port: int | None
+    tls_ca: str | None = None  # PEM text of the CA for gRPC TLS, when the server uses TLS
+    tls_server_name: str | None = None
+
+    @property
+    def rest_url(self) -> str:
+        if self.rest_port is None:
+            raise ValueError("this deployment has no REST port")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.rest_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        if self.grpc_port is None:
+            raise ValueError("this deployment has no gRPC port")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.grpc_port}"
+
+
+class ServingClient(Protocol):
+    """The parts of TF Serving tfsops uses. Errors are ``tfsops.errors`` classes:
+    ``ServerStarting`` (connection refused: still loading), ``ModelNotFound``,
+    ``OperationFailed`` (the server's message), ``NotReady`` (deadline)."""
+
+    def model_status(self, model: str, *, timeout: float = 5.0) -> list[VersionStatus]: ...
+
+    def label_version(self, model: str, label: str, *, timeout: float = 5.0) -> int: ...
+
+    def metadata(
+        self, model: str, *, version: int | None = None, label: str | None = None, timeout: float = 5.0
+    ) -> dict[str, Any]: ...
+
+    def predict(
+        self,
+        model: str,
+        body: Mapping[str, Any],
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]: ...
+
+
+class ModelAdmin(Protocol):
+    """The admin RPC (gRPC only): replace the server's whole model list."""
+
+    def reload_config(self, models_config_text: str, *, timeout: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """What tfsops reads back about a container it owns."""
+
+    id: str
+    name: str
+    status: str  # created | running | exited | restarting | paused | dead
+    image: str
+    labels: Mapping[str, str]
+    ports: Sequence[tuple[str, int, int]]  # (host_ip, host_port, container_port)
+    started_at: str | None = None
+    exit_code: int | None = None
