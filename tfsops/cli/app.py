@@ -25,7 +25,7 @@ app = typer.Typer(
     help=(
         "Deploy and operate TensorFlow Serving in Docker.\n\n"
         "Global options may be given before or after the command name.\n\n"
-        + EXIT_CODE_HELP.replace("\n", "\n\n")
+        "\b\n" + EXIT_CODE_HELP
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -1,0 +1,340 @@
+"""The Docker engine, through the Docker SDK for Python (no docker CLI).
+
+Every ``docker.errors`` / ``requests`` exception is translated here, once, into
+a ``tfsops.errors`` class with an actionable hint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import tarfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import docker.types
+import requests.exceptions
+
+from tfsops.errors import EngineUnreachable, InvalidInput, OperationFailed, TfsopsError
+from tfsops.plan.container import LABEL_DEPLOYMENT, ContainerPlan
+from tfsops.ports import ContainerInfo
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
+def engine_url(docker_host: str | None) -> str:
+    return docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+
+
+def _unreachable(url: str, exc: BaseException) -> EngineUnreachable:
+    return EngineUnreachable(
+        f"cannot reach the Docker engine at {url} ({type(exc).__name__}: {exc})",
+        hint="is dockerd running? Start it (e.g. `sudo systemctl start docker`), or point "
+        "--docker-host / DOCKER_HOST at a reachable engine",
+        details={"docker_host": url},
+    )
+
+
+@contextlib.contextmanager
+def translated(url: str, what: str) -> Iterator[None]:
+    """Translate SDK and transport errors into tfsops errors."""
+    try:
+        yield
+    except TfsopsError:
+        raise
+    except (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError) as exc:
+        raise _unreachable(url, exc) from exc
+    except docker.errors.ImageNotFound as exc:
+        raise OperationFailed(f"{what}: image not found: {exc.explanation}") from exc
+    except docker.errors.NotFound as exc:
+        raise OperationFailed(f"{what}: not found: {exc.explanation}") from exc
+    except docker.errors.APIError as exc:
+        raise OperationFailed(f"{what}: {exc.explanation or exc}") from exc
+    except docker.errors.DockerException as exc:
+        if "Connection" in str(exc) or "No such file" in str(exc):
+            raise _unreachable(url, exc) from exc
+        raise OperationFailed(f"{what}: {exc}") from exc
+    except requests.exceptions.ReadTimeout as exc:
+        raise OperationFailed(f"{what}: the Docker engine did not answer in time") from exc
+
+
+def _info(container: Any) -> ContainerInfo:
+    attrs = container.attrs
+    state = attrs.get("State", {})
+    ports: list[tuple[str, int, int]] = []
+    bindings = (attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    for cport, binds in bindings.items():
+        for b in binds or []:
+            if b.get("HostPort"):
+                ports.append((b.get("HostIp") or "0.0.0.0", int(b["HostPort"]), int(cport.split("/")[0])))
+    image = (attrs.get("Config") or {}).get("Image") or ""
+    return ContainerInfo(
+        id=container.id,
+        name=container.name,
+        status=state.get("Status", container.status),
+        image=image,
+        labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
+        ports=ports,
+        started_at=state.get("StartedAt"),
+        exit_code=state.get("ExitCode"),
+    )
+
+
+class DockerRuntime:
+    """What tfsops needs from the engine, in its own words."""
+
+    def __init__(self, docker_host: str | None = None, timeout: int = 120) -> None:
+        self.url = engine_url(docker_host)
+        self._timeout = timeout
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with translated(self.url, "connecting to the Docker engine"):
+                client = docker.DockerClient(base_url=self.url, timeout=self._timeout)
+                client.ping()
+            self._client = client
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # ---- engine -------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        with translated(self.url, "reading engine info"):
+            info = self.client.info()
+            version = self.client.version()
+        return {
+            "url": self.url,
+            "server_version": version.get("Version"),
+            "api_version": version.get("ApiVersion"),
+            "os": info.get("OperatingSystem"),
+            "runtimes": sorted((info.get("Runtimes") or {}).keys()),
+            "default_runtime": info.get("DefaultRuntime"),
+            "swarm": (info.get("Swarm") or {}).get("LocalNodeState"),
+            "cpus": info.get("NCPU"),
+            "memory": info.get("MemTotal"),
+            "cdi_devices": [d.get("ID") for d in info.get("DiscoveredDevices") or []],
+        }
+
+    def gpu_support_problem(self) -> str | None:
+        """Why GPU containers cannot start on this engine, or None when they can."""
+        info = self.info()
+        if "nvidia" in info["runtimes"] or any("nvidia.com/gpu" in str(d) for d in info["cdi_devices"]):
+            return None
+        return (
+            f"the Docker engine at {self.url} has no NVIDIA runtime (runtimes: "
+            f"{', '.join(info['runtimes']) or 'none'}), so a container asking for GPUs cannot start"
+        )
+
+    # ---- images -------------------------------------------------------------------
+    def image_labels(self, ref: str) -> dict[str, str] | None:
+        """The image's labels, or None when the image is not present locally."""
+        with translated(self.url, f"inspecting image {ref}"):
+            try:
+                image = self.client.images.get(ref)
+            except docker.errors.ImageNotFound:
+                return None
+            return dict((image.attrs.get("Config") or {}).get("Labels") or {})
+
+    def local_images(self, limit: int = 20) -> list[str]:
+        with translated(self.url, "listing images"):
+            tags = [t for img in self.client.images.list() for t in img.tags]
+        return sorted(tags)[:limit]
+
+    def pull(self, ref: str, progress: Callable[[str], None]) -> None:
+        repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
+        layers: dict[str, tuple[int, int]] = {}
+        last = ""
+        try:
+            with translated(self.url, f"pulling {ref}"):
+                for event in self.client.api.pull(repo, tag=tag, stream=True, decode=True):
+                    if "error" in event:
+                        raise docker.errors.APIError(event["error"])
+                    detail = event.get("progressDetail") or {}
+                    if event.get("id") and detail.get("total"):
+                        layers[event["id"]] = (detail.get("current", 0), detail["total"])
+                    done = sum(c for c, _ in layers.values())
+                    total = sum(t for _, t in layers.values())
+                    line = f"pulling {ref}: {event.get('status', '')}"
+                    if total:
+                        pct = 100 * done // total
+                        bar = "#" * (pct // 5)
+                        line = f"pulling {ref}: [{bar:<20}] {pct:3d}% of {total / 1e6:.0f} MB"
+                    if line != last:
+                        progress(line)
+                        last = line
+        except OperationFailed as exc:
+            local = self.local_images()
+            raise OperationFailed(
+                f"cannot pull {ref}: {exc.message}",
+                hint="no registry reachable? Use a local image with --image (local images: "
+                + (", ".join(local) if local else "none")
+                + ")",
+            ) from exc
+
+    # ---- containers ---------------------------------------------------------------
+    def find(self, deployment: str) -> ContainerInfo | None:
+        with translated(self.url, "listing containers"):
+            found = self.client.containers.list(
+                all=True, filters={"label": f"{LABEL_DEPLOYMENT}={deployment}"}
+            )
+        return _info(found[0]) if found else None
+
+    def list_deployments(self) -> list[ContainerInfo]:
+        with translated(self.url, "listing containers"):
+            found = self.client.containers.list(all=True, filters={"label": LABEL_DEPLOYMENT})
+        return sorted((_info(c) for c in found), key=lambda c: c.name)
+
+    def inspect(self, container_id: str) -> ContainerInfo | None:
+        with translated(self.url, "inspecting container"):
+            try:
+                return _info(self.client.containers.get(container_id))
+            except docker.errors.NotFound:
+                return None
+
+    def name_taken(self, name: str) -> ContainerInfo | None:
+        return self.inspect(name)
+
+    def port_holders(self) -> dict[int, str]:
+        """Host port -> the running container publishing it."""
+        holders: dict[int, str] = {}
+        with translated(self.url, "listing containers"):
+            running = self.client.containers.list()
+        for c in running:
+            for _ip, port, _cport in _info(c).ports:
+                holders[port] = c.name
+        return holders
+
+    def create(self, plan: ContainerPlan) -> str:
+        ports: dict[str, Any] = {}
+        for p in plan.ports:
+            ports[f"{p.container_port}/{p.protocol}"] = (p.host_ip, p.host_port)
+        mounts = [
+            docker.types.Mount(target=m.target, source=m.source, type=m.type, read_only=m.read_only)
+            for m in plan.mounts
+        ]
+        devices = [
+            docker.types.DeviceRequest(
+                driver=d.driver,
+                count=d.count if d.count is not None else 0,
+                device_ids=list(d.device_ids) if d.device_ids else None,
+                capabilities=[list(c) for c in d.capabilities],
+            )
+            for d in plan.device_requests
+        ]
+        restart: dict[str, Any] = {"Name": "" if plan.restart_policy == "no" else plan.restart_policy}
+        kwargs: dict[str, Any] = {
+            "image": plan.image,
+            "command": list(plan.command),
+            "name": plan.name,
+            "labels": plan.labels,
+            "environment": plan.env,
+            "ports": ports,
+            "mounts": mounts,
+            "restart_policy": restart,
+            "detach": True,
+        }
+        if plan.nano_cpus:
+            kwargs["nano_cpus"] = plan.nano_cpus
+        if plan.mem_limit:
+            kwargs["mem_limit"] = plan.mem_limit
+        if devices:
+            kwargs["device_requests"] = devices
+        with translated(self.url, f"creating container {plan.name}"):
+            container = self.client.containers.create(**kwargs)
+        return str(container.id)
+
+    def start(self, container_id: str) -> None:
+        with translated(self.url, "starting the container"):
+            self.client.containers.get(container_id).start()
+
+    def stop(self, container_id: str, timeout: int = 10) -> None:
+        with translated(self.url, "stopping the container"):
+            self.client.containers.get(container_id).stop(timeout=timeout)
+
+    def remove(self, container_id: str) -> None:
+        with translated(self.url, "removing the container"):
+            try:
+                self.client.containers.get(container_id).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+    def rename(self, container_id: str, new_name: str) -> None:
+        with translated(self.url, "renaming the container"):
+            self.client.containers.get(container_id).rename(new_name)
+
+    def logs(self, container_id: str, tail: int | str = "all") -> str:
+        with translated(self.url, "reading logs"):
+            data = self.client.containers.get(container_id).logs(tail=tail)
+        return bytes(data).decode("utf-8", "replace")
+
+    def follow_logs(self, container_id: str, tail: int | str = 100) -> Iterator[str]:
+        with translated(self.url, "following logs"):
+            stream = self.client.containers.get(container_id).logs(stream=True, follow=True, tail=tail)
+            for chunk in stream:
+                yield bytes(chunk).decode("utf-8", "replace")
+
+    # ---- images from containers (commit) -----------------------------------------------
+    def put_directory(self, container_id: str, host_dir: Path, target_parent: str, arcname: str) -> None:
+        """Copy ``host_dir`` into the container as ``target_parent/arcname`` (a tar stream)."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.add(str(host_dir), arcname=arcname)
+        buf.seek(0)
+        with translated(self.url, f"copying {host_dir} into the container"):
+            self.client.containers.get(container_id).put_archive(target_parent, buf.getvalue())
+
+    def put_files(self, container_id: str, parent: str, folder: str, files: dict[str, str]) -> None:
+        """Create ``parent/folder`` holding ``files`` (name -> text) in the container."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(folder)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            tar.addfile(info)
+            for name, text in files.items():
+                data = text.encode()
+                info = tarfile.TarInfo(f"{folder}/{name}")
+                info.size = len(data)
+                info.mode = 0o644
+                tar.addfile(info, io.BytesIO(data))
+        with translated(self.url, "copying files into the container"):
+            self.client.containers.get(container_id).put_archive(parent, buf.getvalue())
+
+    def create_plain(self, image: str, name: str, labels: dict[str, str]) -> str:
+        with translated(self.url, f"creating a container from {image}"):
+            container = self.client.containers.create(image=image, name=name, labels=labels)
+        return str(container.id)
+
+    def commit(self, container_id: str, repository: str, tag: str, changes: list[str]) -> str:
+        with translated(self.url, "committing the image"):
+            image = self.client.containers.get(container_id).commit(
+                repository=repository, tag=tag, changes=changes
+            )
+        return str(image.id)
+
+
+def host_port_free(host_ip: str, port: int) -> bool:
+    """Whether this host can bind ``host_ip:port`` (a process outside Docker may hold it)."""
+    family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host_ip, port))
+        except OSError:
+            return False
+    return True
+
+
+def require_valid_ref(ref: str) -> None:
+    if not ref or any(c.isspace() for c in ref):
+        raise InvalidInput(f"not an image reference: {ref!r}")

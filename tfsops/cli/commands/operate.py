@@ -1,0 +1,278 @@
+"""Day-2 commands: health, status/ps, predict, logs, down."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from tfsops.cli.app import app
+from tfsops.cli.common import load_spec, make_services
+from tfsops.cli.context import GlobalOptions, execute
+from tfsops.cli.output import Result, table
+from tfsops.errors import ExitCode
+
+
+@app.command("health")
+def health(
+    ctx: typer.Context,
+    models: Annotated[list[str] | None, typer.Argument(help="Only these models (default: all).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Poll until healthy or the timeout.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds for --wait (exit 6 after).")] = 60.0,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between polls with --wait.")] = 1.0,
+) -> None:
+    """Is every expected model version AVAILABLE and every label resolvable?
+
+    Checks all models of the deployment at once, through the model status API
+    (state must be AVAILABLE: the endpoint answers 200 while loading) and
+    /labels/L/metadata for labels (the status endpoint ignores labels).
+    Exit 0 healthy, 6 not (yet) healthy, 5 a version failed to load.
+
+    Example: tfsops health --wait --timeout 120   (a CI gate)
+    """
+
+    def action(opts: GlobalOptions) -> Result:
+        from tfsops.health import wait_until_healthy
+        from tfsops.plan.expected import expected_models
+        from tfsops.services import endpoint_for
+
+        spec, _ = load_spec(opts)
+        names = list(models) if models else None
+        if names:
+            unknown = sorted(set(names) - {m.name for m in spec.models})
+            if unknown:
+                from tfsops.errors import InvalidInput
+
+                raise InvalidInput(
+                    f"not in deployment {spec.name}: {', '.join(unknown)}",
+                    hint=f"models: {', '.join(m.name for m in spec.models)}",
+                )
+        services = make_services(opts)
+        client = services.serving_factory(endpoint_for(spec))
+        report = wait_until_healthy(
+            client,
+            expected_models(spec, names),
+            timeout=timeout if wait else 0.0,
+            interval=interval,
+        )
+        data = {"deployment": spec.name, **report.to_dict()}
+        error = report.error(timeout=timeout if wait else None)
+        code = ExitCode.OK if error is None else error.exit_code
+        text = report.describe()
+        if error is not None:
+            print(f"error: {error.message}", file=sys.stderr)
+        return Result(data=data, text=text, exit_code=code)
+
+    execute(ctx, "health", action)
+
+
+def _uptime(started: str | None) -> str:
+    if not started or started.startswith("0001"):
+        return ""
+    from datetime import datetime, timezone
+
+    try:
+        start = datetime.fromisoformat(started.replace("Z", "+00:00")[:26] + "+00:00")
+    except ValueError:
+        return ""
+    seconds = int((datetime.now(timezone.utc) - start).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def _status(opts: GlobalOptions, command: str) -> Result:
+    from tfsops.errors import TfsopsError
+    from tfsops.plan.container import LABEL_DEPLOYMENT
+    from tfsops.services import endpoint_for
+    from tfsops.spec.load import load_spec as read_spec
+    from tfsops.state import DeploymentState, list_states
+
+    services = make_services(opts)
+    containers = {c.labels.get(LABEL_DEPLOYMENT, c.name): c for c in services.runtime.list_deployments()}
+    names = sorted(set(containers) | {s.name for s in list_states()})
+    if opts.deployment:
+        names = [n for n in names if n == opts.deployment]
+    elif opts.spec_file is not None:
+        spec, _ = load_spec(opts)
+        names = [spec.name]
+    rows = []
+    deployments: list[dict[str, Any]] = []
+    for name in names:
+        info = containers.get(name)
+        entry: dict[str, Any] = {
+            "deployment": name,
+            "container": info.name if info else None,
+            "state": info.status if info else "absent",
+            "image": info.image if info else None,
+            "ports": [{"host_ip": ip, "host_port": hp, "container_port": cp} for ip, hp, cp in info.ports]
+            if info
+            else [],
+            "uptime": _uptime(info.started_at) if info and info.status == "running" else "",
+            "models": [],
+        }
+        try:
+            spec = read_spec(DeploymentState.for_name(name).spec_path())
+        except TfsopsError as exc:
+            spec = None
+            entry["problem"] = exc.message
+        if spec is not None and info is not None and info.status == "running":
+            client = services.serving_factory(endpoint_for(spec))
+            for model in spec.models:
+                try:
+                    versions = [
+                        {"version": v.version, "state": v.state, "error": v.error_message or None}
+                        for v in client.model_status(model.name)
+                    ]
+                    entry["models"].append({"name": model.name, "versions": versions})
+                except TfsopsError as exc:
+                    entry["models"].append({"name": model.name, "versions": [], "problem": exc.message})
+        deployments.append(entry)
+        ports = ",".join(f"{ip}:{hp}->{cp}" for ip, hp, cp in (info.ports if info else []))
+        models_text = "; ".join(
+            f"{m['name']} "
+            + (",".join(f"{v['version']}:{v['state']}" for v in m["versions"]) or m.get("problem", "?"))
+            for m in entry["models"]
+        )
+        rows.append([name, entry["state"], entry["image"] or "", ports, entry["uptime"], models_text])
+    services.close()
+    text = table(["DEPLOYMENT", "STATE", "IMAGE", "PORTS", "UP", "MODELS (version:state)"], rows) if rows else "no deployments"
+    return Result(data={"deployments": deployments}, text=text)
+
+
+@app.command("status")
+def status(ctx: typer.Context) -> None:
+    """Deployments: container state, image, ports, uptime, and each model version's state.
+
+    All deployments, or the one named with -d / given with -f.
+    """
+    execute(ctx, "status", lambda opts: _status(opts, "status"))
+
+
+@app.command("ps")
+def ps(ctx: typer.Context) -> None:
+    """Alias of `status`."""
+    execute(ctx, "ps", lambda opts: _status(opts, "ps"))
+
+
+@app.command("predict")
+def predict(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    instances: Annotated[
+        str | None, typer.Option("--instances", help="Row format: JSON list, @file or @- (stdin).")
+    ] = None,
+    inputs: Annotated[
+        str | None, typer.Option("--inputs", help="Columnar format: JSON, @file or @- (stdin).")
+    ] = None,
+    signature: Annotated[str | None, typer.Option("--signature", help="Signature name.")] = None,
+    version: Annotated[int | None, typer.Option("--version", help="A specific version.")] = None,
+    label: Annotated[str | None, typer.Option("--label", help="A version label.")] = None,
+    grpc: Annotated[bool, typer.Option("--grpc", help="Use gRPC PredictionService (default REST).")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds for the request.")] = 30.0,
+) -> None:
+    """Send a predict request to a model (smoke test), over REST or gRPC.
+
+    Example: tfsops predict hp2 --instances '[1.0, 2.0, 5.0]'
+    """
+
+    def action(opts: GlobalOptions) -> Result:
+        from tfsops.errors import InvalidInput
+        from tfsops.predict import build_body, format_response
+        from tfsops.services import endpoint_for
+
+        if version is not None and label is not None:
+            raise InvalidInput("give --version or --label, not both")
+        body = build_body(instances=instances, inputs=inputs, signature=signature)
+        spec, _ = load_spec(opts, model_hint=model)
+        if model not in {m.name for m in spec.models}:
+            raise InvalidInput(
+                f"deployment {spec.name} has no model {model!r}",
+                hint=f"models: {', '.join(m.name for m in spec.models)}",
+            )
+        endpoint = endpoint_for(spec)
+        if grpc:
+            from tfsops.adapters.serving_grpc import GrpcServingClient
+
+            client: Any = GrpcServingClient(endpoint)
+        else:
+            from tfsops.adapters.serving_rest import RestServingClient
+
+            client = RestServingClient(endpoint)
+        with client:
+            response = client.predict(model, body, version=version, label=label, timeout=timeout)
+        return Result(
+            data={"model": model, "transport": "grpc" if grpc else "rest", "response": response},
+            text=format_response(response),
+        )
+
+    execute(ctx, "predict", action)
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
+    tail: Annotated[str, typer.Option("--tail", help='Lines from the end, or "all".')] = "200",
+) -> None:
+    """The serving container's logs (stdout and stderr of tensorflow_model_server).
+
+    Note: here -f means --follow; give the spec file as --file.
+    """
+
+    def action(opts: GlobalOptions) -> Result:
+        from tfsops.errors import InvalidInput
+
+        spec, _ = load_spec(opts)
+        services = make_services(opts)
+        info = services.runtime.find(spec.name)
+        if info is None:
+            raise InvalidInput(f"deployment {spec.name} has no container", hint="deploy it first")
+        n: int | str = "all" if tail == "all" else int(tail) if tail.isdigit() else 200
+        if follow and not opts.json:
+            try:
+                for chunk in services.runtime.follow_logs(info.id, tail=n):
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+            except KeyboardInterrupt:
+                pass
+            return Result(data={}, text="")
+        text = services.runtime.logs(info.id, tail=n)
+        return Result(data={"deployment": spec.name, "container": info.name, "logs": text.splitlines()}, text=text)
+
+    execute(ctx, "logs", action)
+
+
+@app.command("down")
+def down(
+    ctx: typer.Context,
+    volumes: Annotated[
+        bool, typer.Option("--volumes", help="Also remove tfsops's state: rendered files, revisions.")
+    ] = False,
+) -> None:
+    """Stop and remove the deployment's container (and with --volumes its state folder).
+
+    Model folders are never touched.
+    """
+
+    def action(opts: GlobalOptions) -> Result:
+        from tfsops.executor import Executor
+
+        name = opts.deployment
+        if name is None:
+            spec, _ = load_spec(opts)
+            name = spec.name
+        executor = Executor(make_services(opts))
+        try:
+            removed = executor.down(name, volumes=volumes)
+        finally:
+            executor.s.close()
+        text = f"{name}: " + (f"removed container {removed['container'][:12]}" if removed["container"] else "no container")
+        if removed["state_removed"]:
+            text += "; removed the state folder"
+        return Result(data=removed, text=text)
+
+    execute(ctx, "down", action)

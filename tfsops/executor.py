@@ -1,0 +1,368 @@
+"""Converge a deployment: run a ``DeployPlan`` through the ports.
+
+Never prints: progress goes through ``services.progress``; the result is data.
+Every failure leaves things as they were: a new container that fails is
+removed (unless ``keep_failed``), a replaced container is restored, files
+written for a new deployment are removed again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tfsops.errors import InvalidInput, OperationFailed, TfsopsError
+from tfsops.health import HealthReport, wait_until_healthy
+from tfsops.lock import deployment_lock
+from tfsops.plan.container import ContainerPlan, container_plan
+from tfsops.plan.diff import CREATE, HOT_RELOAD, NOOP, RECREATE, START, DeployPlan, compute_plan
+from tfsops.plan.expected import check_models, expected_models
+from tfsops.plan.render import RenderedFiles, render_all
+from tfsops.ports import ContainerInfo
+from tfsops.reload import transactional_reload
+from tfsops.revisions import record_revision
+from tfsops.services import Services, endpoint_for
+from tfsops.spec.model import DeploymentSpec
+from tfsops.state import DeploymentState
+
+LOG_TAIL = 30
+
+
+@dataclass
+class ApplyOptions:
+    wait: bool = True
+    timeout: float = 300.0
+    keep_failed: bool = False
+    force: bool = False  # deploy an image whose build labels do not fit this host
+    lock_timeout: float = 120.0
+    pull: bool = True
+
+
+@dataclass
+class ApplyResult:
+    plan: DeployPlan
+    container_id: str | None
+    health: HealthReport | None
+    revision: int | None
+    warnings: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deployment": self.plan.container.labels.get("io.tfsops.deployment"),
+            "action": self.plan.action,
+            "plan": self.plan.to_dict(),
+            "container_id": self.container_id,
+            "revision": self.revision,
+            "health": self.health.to_dict() if self.health else None,
+        }
+
+
+class ContainerDied(OperationFailed):
+    pass
+
+
+class Executor:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    # ---- planning -------------------------------------------------------------
+    def desired(self, spec: DeploymentSpec) -> tuple[RenderedFiles, ContainerPlan, DeploymentState]:
+        state = DeploymentState.for_name(spec.name)
+        files = render_all(spec)
+        return files, container_plan(spec, files, state.config_dir), state
+
+    def plan(self, spec: DeploymentSpec) -> DeployPlan:
+        files, desired, state = self.desired(spec)
+        observed = self.s.runtime.find(spec.name)
+        return compute_plan(desired, files.models_config, observed, state.applied_file("models.config"))
+
+    # ---- apply ----------------------------------------------------------------
+    def apply(self, spec: DeploymentSpec, spec_path: Path, opts: ApplyOptions) -> ApplyResult:
+        check_models(spec)  # exit 3 before Docker is touched
+        files, desired, state = self.desired(spec)
+        runtime = self.s.runtime  # engine unreachable -> exit 4 before any file is written
+        new_state = not state.exists()
+        state.ensure()
+        try:
+            with deployment_lock(state.lock_path, timeout=opts.lock_timeout, purpose=f"apply {spec.name}"):
+                observed = runtime.find(spec.name)
+                plan = compute_plan(desired, files.models_config, observed, state.applied_file("models.config"))
+                return self._run(plan, spec, spec_path, files, state, opts)
+        except BaseException:
+            if new_state and not self._container_exists(spec.name):
+                shutil.rmtree(state.root, ignore_errors=True)
+            raise
+
+    def _container_exists(self, name: str) -> bool:
+        try:
+            return self.s.runtime.find(name) is not None
+        except TfsopsError:
+            return False
+
+    def _run(
+        self,
+        plan: DeployPlan,
+        spec: DeploymentSpec,
+        spec_path: Path,
+        files: RenderedFiles,
+        state: DeploymentState,
+        opts: ApplyOptions,
+    ) -> ApplyResult:
+        self.s.progress(f"{plan.container.name}: {plan.action} ({'; '.join(plan.reasons)})")
+        warnings: list[str] = []
+        spec_text = _read(spec_path)
+        state.write_meta(spec_file=str(spec_path.resolve()))
+        if plan.action == NOOP:
+            health = self._check(spec, opts) if opts.wait else None
+            return ApplyResult(plan, plan.observed.id if plan.observed else None, health, None, warnings)
+        if plan.action == HOT_RELOAD:
+            outcome = transactional_reload(
+                spec, spec_text, self.s, state, timeout=opts.timeout, reason="apply",
+                allow_remove=[m.name for m in plan.models.removed],
+            )
+            return ApplyResult(plan, plan.observed.id if plan.observed else None, outcome.health, outcome.revision, warnings)
+        warnings += self._preflight(spec, plan, opts)
+        if plan.action == START:
+            assert plan.observed is not None
+            previous = _snapshot(state)
+            state.write_config_files(files.files())
+            try:
+                self.s.runtime.start(plan.observed.id)
+                health = self._wait(spec, plan.observed.id, opts)
+            except BaseException:
+                _restore_snapshot(state, previous)
+                raise
+            revision = record_revision(state, spec_text, files.models_config, "start").number
+            return ApplyResult(plan, plan.observed.id, health, revision, warnings)
+        if plan.action == CREATE:
+            return self._create(plan, spec, spec_text, files, state, opts, warnings)
+        assert plan.action == RECREATE
+        return self._recreate(plan, spec, spec_text, files, state, opts, warnings)
+
+    def _create(
+        self, plan: DeployPlan, spec: DeploymentSpec, spec_text: str, files: RenderedFiles,
+        state: DeploymentState, opts: ApplyOptions, warnings: list[str],
+    ) -> ApplyResult:
+        runtime = self.s.runtime
+        other = runtime.inspect(plan.container.name)
+        if other is not None:
+            raise InvalidInput(
+                f"a container named {plan.container.name} exists and is not managed by tfsops",
+                hint="remove or rename it, or choose another deployment name",
+            )
+        previous = _snapshot(state)
+        state.write_config_files(files.files())
+        container_id = None
+        try:
+            container_id = runtime.create(plan.container)
+            self._start(container_id, spec)
+            health = self._wait(spec, container_id, opts)
+        except BaseException as exc:
+            self._discard(container_id, opts, exc)
+            _restore_snapshot(state, previous)
+            raise
+        revision = record_revision(state, spec_text, files.models_config, "create").number
+        return ApplyResult(plan, container_id, health, revision, warnings)
+
+    def _recreate(
+        self, plan: DeployPlan, spec: DeploymentSpec, spec_text: str, files: RenderedFiles,
+        state: DeploymentState, opts: ApplyOptions, warnings: list[str],
+    ) -> ApplyResult:
+        """Replace the container; if the new one fails, the old one is started again."""
+        runtime = self.s.runtime
+        old = plan.observed
+        assert old is not None
+        staging = dataclasses.replace(plan.container, name=f"{plan.container.name}-next")
+        leftover = runtime.inspect(staging.name)
+        if leftover is not None:
+            runtime.remove(leftover.id)
+        previous = _snapshot(state)
+        new_id = runtime.create(staging)  # fails early (image, mounts) with the old one untouched
+        was_running = old.status == "running"
+        try:
+            if was_running:
+                self.s.progress(f"stopping the old container {old.name}")
+                runtime.stop(old.id)
+            state.write_config_files(files.files())
+            self._start(new_id, spec)
+            health = self._wait(spec, new_id, opts)
+        except BaseException as exc:
+            self._discard(new_id, opts, exc)
+            _restore_snapshot(state, previous)
+            if was_running:
+                self.s.progress(f"restarting the previous container {old.name}")
+                try:
+                    runtime.start(old.id)
+                except TfsopsError as restart_exc:
+                    self.s.progress(f"could not restart {old.name}: {restart_exc.message}")
+            raise
+        runtime.remove(old.id)
+        runtime.rename(new_id, plan.container.name)
+        revision = record_revision(state, spec_text, files.models_config, "recreate").number
+        return ApplyResult(plan, new_id, health, revision, warnings)
+
+    def _discard(self, container_id: str | None, opts: ApplyOptions, exc: BaseException) -> None:
+        if container_id is None:
+            return
+        if isinstance(exc, KeyboardInterrupt):
+            return  # Ctrl-C: leave the container as it is; the CLI says so
+        if opts.keep_failed:
+            self.s.progress(f"keeping the failed container {container_id[:12]} (--keep-failed)")
+            return
+        self.s.runtime.remove(container_id)
+
+    def _start(self, container_id: str, spec: DeploymentSpec) -> None:
+        try:
+            self.s.runtime.start(container_id)
+        except OperationFailed as exc:
+            if spec.gpu is not None and ("device driver" in exc.message or "gpu" in exc.message.lower()):
+                raise OperationFailed(
+                    f"the container could not get a GPU: {exc.message}",
+                    hint="install the NVIDIA driver and the NVIDIA Container Toolkit "
+                    "(nvidia-container-toolkit) on the Docker host, then restart dockerd; "
+                    "or deploy without --gpu",
+                ) from exc
+            raise
+
+    def _preflight(self, spec: DeploymentSpec, plan: DeployPlan, opts: ApplyOptions) -> list[str]:
+        """Image present (pull if not), built for this host, ports free: before anything is created."""
+        runtime = self.s.runtime
+        warnings: list[str] = []
+        ref = plan.container.image
+        labels = runtime.image_labels(ref)
+        if labels is None:
+            if not opts.pull:
+                raise OperationFailed(f"image {ref} is not present locally (and --no-pull)")
+            self.s.progress(f"image {ref} not present: pulling")
+            runtime.pull(ref, self.s.progress)
+            labels = runtime.image_labels(ref) or {}
+        warnings += _host_compat(labels, opts.force)
+        mine = plan.observed.name if plan.observed else None
+        holders = runtime.port_holders()
+        from tfsops.adapters.docker_runtime import host_port_free
+
+        for port in plan.container.ports:
+            holder = holders.get(port.host_port)
+            if holder == mine:
+                continue
+            if holder is not None:
+                raise InvalidInput(
+                    f"port {port.host_port} ({port.purpose}) is taken by container {holder}",
+                    hint=f"stop it (tfsops down -d {holder.removeprefix('tfsops-')})"
+                    if holder.startswith("tfsops-")
+                    else "choose other ports in the spec (ports.rest / ports.grpc)",
+                )
+            if not host_port_free(port.host_ip, port.host_port):
+                raise InvalidInput(
+                    f"port {port.host_ip}:{port.host_port} ({port.purpose}) is taken by another program",
+                    hint="choose other ports in the spec (ports.rest / ports.grpc)",
+                )
+        return warnings
+
+    # ---- readiness --------------------------------------------------------------
+    def _check(self, spec: DeploymentSpec, opts: ApplyOptions) -> HealthReport:
+        client = self.s.serving_factory(endpoint_for(spec))
+        return wait_until_healthy(client, expected_models(spec), timeout=0, clock=self.s.clock)
+
+    def _wait(self, spec: DeploymentSpec, container_id: str, opts: ApplyOptions) -> HealthReport | None:
+        if not opts.wait:
+            return None
+        client = self.s.serving_factory(endpoint_for(spec))
+        runtime = self.s.runtime
+        last_line = ""
+
+        def watch(report: HealthReport) -> None:
+            nonlocal last_line
+            info = runtime.inspect(container_id)
+            if info is None or info.status in ("exited", "dead"):
+                raise self._died(container_id, info)
+            line = "waiting: " + (
+                "server starting (ports open after the initial load)"
+                if report.server_starting
+                else "; ".join(m.describe() for m in report.models)
+            )
+            if line != last_line:
+                self.s.progress(line)
+                last_line = line
+
+        self.s.progress(f"waiting until every model is AVAILABLE (timeout {opts.timeout:g}s)")
+        report = wait_until_healthy(
+            client, expected_models(spec), timeout=opts.timeout, interval=0.5, clock=self.s.clock,
+            on_progress=watch,
+        )
+        error = report.error(timeout=opts.timeout)
+        if error is not None:
+            if report.failed:
+                error.details["logs"] = self._tail(container_id)
+            raise error
+        return report
+
+    def _tail(self, container_id: str) -> list[str]:
+        try:
+            return self.s.runtime.logs(container_id, tail=LOG_TAIL).splitlines()
+        except TfsopsError:
+            return []
+
+    def _died(self, container_id: str, info: ContainerInfo | None) -> ContainerDied:
+        lines = self._tail(container_id)
+        server_error = next((ln for ln in reversed(lines) if "Failed to start server" in ln), None)
+        code = info.exit_code if info else None
+        message = f"the container exited (code {code}) before every model was AVAILABLE"
+        if server_error:
+            message += f": {server_error.strip()}"
+        return ContainerDied(
+            message + ("\nlast log lines:\n  " + "\n  ".join(lines[-LOG_TAIL:]) if lines else ""),
+            hint="fix the cause, then deploy again (--keep-failed keeps the container to inspect it)",
+            details={"exit_code": code, "logs": lines},
+        )
+
+    # ---- down -------------------------------------------------------------------
+    def down(self, name: str, *, volumes: bool, lock_timeout: float = 120.0) -> dict[str, Any]:
+        state = DeploymentState.for_name(name)
+        runtime = self.s.runtime
+        container = runtime.find(name)
+        if container is None and not state.exists():
+            raise InvalidInput(f"no deployment named {name!r}", hint="`tfsops status` lists deployments")
+        removed: dict[str, Any] = {"deployment": name, "container": None, "state_removed": False}
+        with deployment_lock(state.lock_path, timeout=lock_timeout, purpose=f"down {name}"):
+            if container is not None:
+                self.s.progress(f"stopping and removing {container.name}")
+                runtime.remove(container.id)
+                removed["container"] = container.id
+            staging = runtime.inspect(f"tfsops-{name}-next")
+            if staging is not None:
+                runtime.remove(staging.id)
+        if volumes:
+            shutil.rmtree(state.root, ignore_errors=True)
+            removed["state_removed"] = True
+        return removed
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _snapshot(state: DeploymentState) -> dict[str, str]:
+    if not state.config_dir.is_dir():
+        return {}
+    return {p.name: p.read_text(encoding="utf-8") for p in state.config_dir.iterdir() if p.is_file() and not p.name.startswith(".")}
+
+
+def _restore_snapshot(state: DeploymentState, files: dict[str, str]) -> None:
+    if state.config_dir.is_dir():
+        state.write_config_files(files)
+
+
+def _host_compat(labels: dict[str, str], force: bool) -> list[str]:
+    try:
+        from tfsops.build.hostcompat import ensure_image_compatible
+        from tfsops.build.hostfacts import read_host_facts
+    except ImportError:  # pragma: no cover - the build package is part of tfsops
+        return []
+    return list(ensure_image_compatible(labels, read_host_facts(), force))

@@ -1,0 +1,59 @@
+"""Check every model folder of a spec and derive what a healthy server must show."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tfsops.errors import InvalidInput
+from tfsops.ports import ExpectedModel
+from tfsops.spec.model import DeploymentSpec, ModelSpec
+
+
+def check_models(spec: DeploymentSpec, names: Sequence[str] | None = None) -> dict[str, object]:
+    """Validate each model folder (versions, saved_model.pb, serve tag, labels).
+
+    Raises one ``InvalidInput`` (exit 3) listing every problem of every model;
+    returns name -> report for the rest of the run.
+    """
+    from tfsops.savedmodel.validate import check_model_dir
+
+    reports = {}
+    problems: list[str] = []
+    for model in spec.models:
+        if names is not None and model.name not in names:
+            continue
+        report = check_model_dir(
+            model.path, model.policy_kind, dict(model.labels), what=f"models.{model.name}.path"
+        )
+        reports[model.name] = report
+        problems += list(report.problems)
+    if problems:
+        message = problems[0] if len(problems) == 1 else f"{len(problems)} problems with model folders:\n" + "\n".join(
+            f"  {p}" for p in problems
+        )
+        raise InvalidInput(
+            message,
+            hint="run `tfsops inspect PATH` to see what TF Serving would find",
+            details={"problems": problems},
+        )
+    return reports
+
+
+def expected_model(model: ModelSpec, served: Sequence[int]) -> ExpectedModel:
+    return ExpectedModel(name=model.name, versions=frozenset(served), labels=dict(model.labels))
+
+
+def expected_models(spec: DeploymentSpec, names: Sequence[str] | None = None) -> list[ExpectedModel]:
+    """What must be AVAILABLE: the versions each policy selects from the folder right now."""
+    from tfsops.savedmodel.versions import served_versions
+
+    out = []
+    for model in spec.models:
+        if names is not None and model.name not in names:
+            continue
+        try:
+            selection = served_versions(model.path, model.policy_kind)
+        except InvalidInput:
+            selection = None
+        out.append(expected_model(model, selection.served if selection else ()))
+    return out

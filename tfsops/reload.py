@@ -1,0 +1,167 @@
+"""The one transactional hot-reload path (``HandleReloadConfigRequest``).
+
+TF Serving's reload replaces the whole model list, cannot be read back, can
+hang, and half-applies some errors (reference §3.4). So, with the deployment
+lock held by the caller:
+
+1. render the full models.config from the spec (never a partial list);
+2. validate every model folder; refuse to unload models nobody removed;
+3. reload in two phases when labels move: first the models (labels kept where
+   they can already be assigned), then, once every version is AVAILABLE, the
+   final labels (upstream's recommended label flow, g3doc/serving_config.md);
+4. each RPC has a deadline; after it, wait until every expected version is
+   AVAILABLE;
+5. on any failure re-apply the last good config and report the server's reason;
+6. only after success write models.config (atomically) and record a revision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from tfsops.errors import InvalidInput, OperationFailed, TfsopsError
+from tfsops.health import HealthReport, wait_until_healthy
+from tfsops.plan.diff import ModelDiff, model_diff, parse_models_config
+from tfsops.plan.expected import check_models, expected_models
+from tfsops.plan.render import render_models_config
+from tfsops.ports import AVAILABLE, ExpectedModel, ServingClient
+from tfsops.revisions import record_revision
+from tfsops.services import Services, endpoint_for
+from tfsops.spec.model import DeploymentSpec
+from tfsops.state import DeploymentState
+
+DEFAULT_RPC_TIMEOUT = 60.0
+
+
+@dataclass
+class ReloadOutcome:
+    changed: bool
+    diff: ModelDiff
+    revision: int | None = None
+    health: HealthReport | None = None
+    phases: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "changed": self.changed,
+            "models": self.diff.to_dict(),
+            "revision": self.revision,
+            "phases": self.phases,
+            "health": self.health.to_dict() if self.health else None,
+        }
+
+
+def _available(client: ServingClient, model: str) -> set[int]:
+    try:
+        return {s.version for s in client.model_status(model) if s.state == AVAILABLE}
+    except TfsopsError:
+        return set()
+
+
+def staged_labels_config(spec: DeploymentSpec, applied: str | None, client: ServingClient) -> DeploymentSpec:
+    """The spec with labels limited to what TF Serving will accept right now.
+
+    A label may be assigned to an AVAILABLE version, or (with
+    --allow_version_labels_for_unavailable_models, which tfsops always sets) a
+    *new* label to any version; an existing label cannot move to a version that
+    is not AVAILABLE yet — it keeps its old version until phase two.
+    """
+    old = {m.name: m.labels for m in parse_models_config(applied)}
+    models = []
+    for model in spec.models:
+        previous = old.get(model.name, {})
+        available = _available(client, model.name) if model.name in old else set()
+        staged: dict[str, int] = {}
+        for label, version in model.labels.items():
+            if label not in previous or version in available:
+                staged[label] = version
+            elif previous[label] in available:
+                staged[label] = previous[label]
+        models.append(model.model_copy(update={"labels": staged}))
+    return spec.model_copy(update={"models": models})
+
+
+def _without_labels(expected: list[ExpectedModel]) -> list[ExpectedModel]:
+    return [ExpectedModel(e.name, e.versions, {}) for e in expected]
+
+
+def transactional_reload(
+    spec: DeploymentSpec,
+    spec_text: str,
+    services: Services,
+    state: DeploymentState,
+    *,
+    allow_remove: Collection[str] = (),
+    timeout: float = 300.0,
+    rpc_timeout: float = DEFAULT_RPC_TIMEOUT,
+    reason: str = "reload",
+    force: bool = False,
+) -> ReloadOutcome:
+    """Bring the running server to ``spec``'s model list; see the module docstring."""
+    desired = render_models_config(spec)
+    applied = state.applied_file("models.config")
+    diff = model_diff(applied, desired)
+    unexpected = sorted(m.name for m in diff.removed if m.name not in allow_remove)
+    if unexpected:
+        raise InvalidInput(
+            f"this change would unload {', '.join(unexpected)}, which nobody asked to remove",
+            hint="remove models explicitly with `tfsops remove-model NAME --yes`",
+            details={"would_unload": unexpected},
+        )
+    check_models(spec)
+    if diff.empty and not force:
+        return ReloadOutcome(changed=False, diff=diff)
+
+    endpoint = endpoint_for(spec)
+    client = services.serving_factory(endpoint)
+    admin = services.admin_factory(endpoint)
+    expected = expected_models(spec)
+    outcome = ReloadOutcome(changed=True, diff=diff)
+    try:
+        staged = render_models_config(staged_labels_config(spec, applied, client))
+        services.progress(f"reloading {spec.name}: {len(spec.models)} model(s)")
+        admin.reload_config(staged, timeout=rpc_timeout)
+        outcome.phases.append("models")
+        report = wait_until_healthy(
+            client,
+            _without_labels(expected) if staged != desired else expected,
+            timeout=timeout,
+            interval=0.5,
+            clock=services.clock,
+        )
+        error = report.error(timeout=timeout)
+        if error is not None:
+            raise error
+        if staged != desired:
+            admin.reload_config(desired, timeout=rpc_timeout)
+            outcome.phases.append("labels")
+            report = wait_until_healthy(client, expected, timeout=timeout, interval=0.5, clock=services.clock)
+            error = report.error(timeout=timeout)
+            if error is not None:
+                raise error
+        outcome.health = report
+    except TfsopsError as exc:
+        restored = _restore(admin, applied, rpc_timeout, services)
+        raise OperationFailed(
+            f"reload of {spec.name} failed: {exc.message}"
+            + ("; the previous model list was restored" if restored else ""),
+            hint=exc.hint or "models.config on disk was not changed",
+            details={"restored": restored, **exc.details},
+        ) from exc
+    # Only now is the new list live: make a restart reproduce it.
+    state.write_config_files({"models.config": desired}, remove_others=False)
+    outcome.revision = record_revision(state, spec_text, desired, reason).number
+    return outcome
+
+
+def _restore(admin: Any, applied: str | None, rpc_timeout: float, services: Services) -> bool:
+    if not applied:
+        return False
+    try:
+        admin.reload_config(applied, timeout=rpc_timeout)
+    except TfsopsError as exc:
+        services.progress(f"could not restore the previous model list: {exc.message}")
+        return False
+    return True
