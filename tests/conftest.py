@@ -53,7 +53,9 @@ def _image_problem() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    needs_docker = [i for i in items if i.get_closest_marker("docker") or i.get_closest_marker("double")]
+    needs_docker = [
+        i for i in items if i.get_closest_marker("docker") or i.get_closest_marker("double")
+    ]
     if not needs_docker:
         return
     problem = _engine_problem()
@@ -69,14 +71,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     skipped = terminalreporter.stats.get("skipped", [])
-    docker_skips = [r for r in skipped if "Docker engine" in str(r.longrepr) or "serving image" in str(r.longrepr)]
+    docker_skips = [
+        r
+        for r in skipped
+        if "Docker engine" in str(r.longrepr) or "serving image" in str(r.longrepr)
+    ]
     if docker_skips:
         terminalreporter.write_line(
             f"tfsops: {len(docker_skips)} integration test(s) skipped: {docker_skips[0].longrepr[2]}"
         )
         if os.environ.get("TFSOPS_REQUIRE_DOCKER") == "1":
-            terminalreporter.write_line("tfsops: TFSOPS_REQUIRE_DOCKER=1 and integration tests were skipped: failing")
-            terminalreporter._session.exitstatus = 1  # noqa: SLF001
+            terminalreporter.write_line(
+                "tfsops: TFSOPS_REQUIRE_DOCKER=1 and integration tests were skipped: failing"
+            )
+            terminalreporter._session.exitstatus = 1
 
 
 @pytest.fixture(scope="session")

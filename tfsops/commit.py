@@ -33,11 +33,18 @@ class CommitResult:
     models: list[str]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image_id": self.image_id, "tag": self.tag, "base_image": self.base_image,
-                "changes": self.changes, "models": self.models}
+        return {
+            "image_id": self.image_id,
+            "tag": self.tag,
+            "base_image": self.base_image,
+            "changes": self.changes,
+            "models": self.models,
+        }
 
 
-def commit_image(spec: DeploymentSpec, tag: str, services: Services, *, base_image: str | None = None) -> CommitResult:
+def commit_image(
+    spec: DeploymentSpec, tag: str, services: Services, *, base_image: str | None = None
+) -> CommitResult:
     if not tag or any(c.isspace() for c in tag):
         raise InvalidInput(f"not an image tag: {tag!r}")
     check_models(spec)
@@ -50,9 +57,16 @@ def commit_image(spec: DeploymentSpec, tag: str, services: Services, *, base_ima
     # Inside the image every model lives at /models/<name>.
     baked = L.Layout(roots=(), base_paths={m.name: f"{L.MODELS_DIR}/{m.name}" for m in spec.models})
     models_config = render_models_config(spec, baked)
-    plain = len(spec.models) == 1 and isinstance(spec.models[0].policy, LatestPolicy) and (
-        spec.models[0].policy.latest == 1 and not spec.models[0].labels
-        and files.batching_config is None and files.monitoring_config is None and not spec.server_args
+    plain = (
+        len(spec.models) == 1
+        and isinstance(spec.models[0].policy, LatestPolicy)
+        and (
+            spec.models[0].policy.latest == 1
+            and not spec.models[0].labels
+            and files.batching_config is None
+            and files.monitoring_config is None
+            and not spec.server_args
+        )
     )
     if plain:
         changes = [f"ENV MODEL_NAME={spec.models[0].name}"]
@@ -68,11 +82,15 @@ def commit_image(spec: DeploymentSpec, tag: str, services: Services, *, base_ima
             runtime.put_directory(container_id, model.path, L.MODELS_DIR, model.name)
         config = dict(files.files(), **{"models.config": models_config})
         runtime.put_files(container_id, "/etc", "tfsops", config)
-        repo, _, image_tag = tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")
+        repo, _, image_tag = (
+            tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")
+        )
         services.progress(f"committing {repo}:{image_tag}")
         image_id = runtime.commit(container_id, repo, image_tag, changes)
     except TfsopsError:
         raise
     finally:
         runtime.remove(container_id)
-    return CommitResult(image_id, f"{repo}:{image_tag}", image, changes, [m.name for m in spec.models])
+    return CommitResult(
+        image_id, f"{repo}:{image_tag}", image, changes, [m.name for m in spec.models]
+    )

@@ -8,8 +8,10 @@ written for a new deployment are removed again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,12 @@ class ApplyOptions:
     force: bool = False  # deploy an image whose build labels do not fit this host
     lock_timeout: float = 120.0
     pull: bool = True
+    prune: bool = False  # allow unloading any model the running server serves
+    remove: tuple[str, ...] = ()  # models the user asked to remove (remove-model)
+    reason: str = "apply"  # recorded with the revision
+    force_reload: bool = (
+        False  # send the model list even when it looks unchanged (reload, rollback)
+    )
 
 
 @dataclass
@@ -77,24 +85,50 @@ class Executor:
     def plan(self, spec: DeploymentSpec) -> DeployPlan:
         files, desired, state = self.desired(spec)
         observed = self.s.runtime.find(spec.name)
-        return compute_plan(desired, files.models_config, observed, state.applied_file("models.config"))
+        return compute_plan(
+            desired, files.models_config, observed, state.applied_file("models.config")
+        )
 
     # ---- apply ----------------------------------------------------------------
     def apply(self, spec: DeploymentSpec, spec_path: Path, opts: ApplyOptions) -> ApplyResult:
-        check_models(spec)  # exit 3 before Docker is touched
-        files, desired, state = self.desired(spec)
-        runtime = self.s.runtime  # engine unreachable -> exit 4 before any file is written
+        """Lock the deployment and converge it to ``spec`` (read from ``spec_path``)."""
+        state = DeploymentState.for_name(spec.name)
+        with self.locked(state, opts, f"apply {spec.name}"):
+            return self.converge(spec, _read(spec_path), spec_path, opts)
+
+    @contextlib.contextmanager
+    def locked(self, state: DeploymentState, opts: ApplyOptions, purpose: str) -> Iterator[None]:
+        """Hold the deployment's lock; a brand-new deployment that fails leaves no state behind."""
+        self.s.runtime  # engine unreachable -> exit 4 before any file is written
         new_state = not state.exists()
         state.ensure()
         try:
-            with deployment_lock(state.lock_path, timeout=opts.lock_timeout, purpose=f"apply {spec.name}"):
-                observed = runtime.find(spec.name)
-                plan = compute_plan(desired, files.models_config, observed, state.applied_file("models.config"))
-                return self._run(plan, spec, spec_path, files, state, opts)
+            with deployment_lock(state.lock_path, timeout=opts.lock_timeout, purpose=purpose):
+                yield
         except BaseException:
-            if new_state and not self._container_exists(spec.name):
+            if new_state and not self._container_exists(state.name):
                 shutil.rmtree(state.root, ignore_errors=True)
             raise
+
+    def converge(
+        self, spec: DeploymentSpec, spec_text: str, spec_path: Path, opts: ApplyOptions
+    ) -> ApplyResult:
+        """Converge with the lock held. ``spec_text`` is recorded in the revision."""
+        check_models(spec)  # exit 3 before Docker is touched
+        files, desired, state = self.desired(spec)
+        observed = self.s.runtime.find(spec.name)
+        plan = compute_plan(
+            desired, files.models_config, observed, state.applied_file("models.config")
+        )
+        unasked = [m for m in plan.models.removed if m.name not in opts.remove]
+        if observed is not None and unasked and not opts.prune:
+            names = ", ".join(m.name for m in unasked)
+            raise InvalidInput(
+                f"this would unload {names}, which {spec.name} serves now",
+                hint="if that is meant, use `tfsops remove-model NAME --yes`, or apply with --prune",
+                details={"would_unload": [m.name for m in unasked]},
+            )
+        return self._run(plan, spec, spec_text, spec_path, files, state, opts)
 
     def _container_exists(self, name: str) -> bool:
         try:
@@ -106,6 +140,7 @@ class Executor:
         self,
         plan: DeployPlan,
         spec: DeploymentSpec,
+        spec_text: str,
         spec_path: Path,
         files: RenderedFiles,
         state: DeploymentState,
@@ -113,17 +148,32 @@ class Executor:
     ) -> ApplyResult:
         self.s.progress(f"{plan.container.name}: {plan.action} ({'; '.join(plan.reasons)})")
         warnings: list[str] = []
-        spec_text = _read(spec_path)
         state.write_meta(spec_file=str(spec_path.resolve()))
+        if plan.action == NOOP and opts.force_reload and plan.observed is not None:
+            plan = dataclasses.replace(plan, action=HOT_RELOAD, reasons=["reload requested"])
         if plan.action == NOOP:
             health = self._check(spec, opts) if opts.wait else None
-            return ApplyResult(plan, plan.observed.id if plan.observed else None, health, None, warnings)
+            return ApplyResult(
+                plan, plan.observed.id if plan.observed else None, health, None, warnings
+            )
         if plan.action == HOT_RELOAD:
             outcome = transactional_reload(
-                spec, spec_text, self.s, state, timeout=opts.timeout, reason="apply",
+                spec,
+                spec_text,
+                self.s,
+                state,
+                timeout=opts.timeout,
+                reason=opts.reason,
                 allow_remove=[m.name for m in plan.models.removed],
+                force=opts.force_reload,
             )
-            return ApplyResult(plan, plan.observed.id if plan.observed else None, outcome.health, outcome.revision, warnings)
+            return ApplyResult(
+                plan,
+                plan.observed.id if plan.observed else None,
+                outcome.health,
+                outcome.revision,
+                warnings,
+            )
         warnings += self._preflight(spec, plan, opts)
         if plan.action == START:
             assert plan.observed is not None
@@ -143,8 +193,14 @@ class Executor:
         return self._recreate(plan, spec, spec_text, files, state, opts, warnings)
 
     def _create(
-        self, plan: DeployPlan, spec: DeploymentSpec, spec_text: str, files: RenderedFiles,
-        state: DeploymentState, opts: ApplyOptions, warnings: list[str],
+        self,
+        plan: DeployPlan,
+        spec: DeploymentSpec,
+        spec_text: str,
+        files: RenderedFiles,
+        state: DeploymentState,
+        opts: ApplyOptions,
+        warnings: list[str],
     ) -> ApplyResult:
         runtime = self.s.runtime
         other = runtime.inspect(plan.container.name)
@@ -168,8 +224,14 @@ class Executor:
         return ApplyResult(plan, container_id, health, revision, warnings)
 
     def _recreate(
-        self, plan: DeployPlan, spec: DeploymentSpec, spec_text: str, files: RenderedFiles,
-        state: DeploymentState, opts: ApplyOptions, warnings: list[str],
+        self,
+        plan: DeployPlan,
+        spec: DeploymentSpec,
+        spec_text: str,
+        files: RenderedFiles,
+        state: DeploymentState,
+        opts: ApplyOptions,
+        warnings: list[str],
     ) -> ApplyResult:
         """Replace the container; if the new one fails, the old one is started again."""
         runtime = self.s.runtime
@@ -218,7 +280,9 @@ class Executor:
         try:
             self.s.runtime.start(container_id)
         except OperationFailed as exc:
-            if spec.gpu is not None and ("device driver" in exc.message or "gpu" in exc.message.lower()):
+            if spec.gpu is not None and (
+                "device driver" in exc.message or "gpu" in exc.message.lower()
+            ):
                 raise OperationFailed(
                     f"the container could not get a GPU: {exc.message}",
                     hint="install the NVIDIA driver and the NVIDIA Container Toolkit "
@@ -267,7 +331,9 @@ class Executor:
         client = self.s.serving_factory(endpoint_for(spec))
         return wait_until_healthy(client, expected_models(spec), timeout=0, clock=self.s.clock)
 
-    def _wait(self, spec: DeploymentSpec, container_id: str, opts: ApplyOptions) -> HealthReport | None:
+    def _wait(
+        self, spec: DeploymentSpec, container_id: str, opts: ApplyOptions
+    ) -> HealthReport | None:
         if not opts.wait:
             return None
         client = self.s.serving_factory(endpoint_for(spec))
@@ -290,7 +356,11 @@ class Executor:
 
         self.s.progress(f"waiting until every model is AVAILABLE (timeout {opts.timeout:g}s)")
         report = wait_until_healthy(
-            client, expected_models(spec), timeout=opts.timeout, interval=0.5, clock=self.s.clock,
+            client,
+            expected_models(spec),
+            timeout=opts.timeout,
+            interval=0.5,
+            clock=self.s.clock,
             on_progress=watch,
         )
         error = report.error(timeout=opts.timeout)
@@ -325,7 +395,9 @@ class Executor:
         runtime = self.s.runtime
         container = runtime.find(name)
         if container is None and not state.exists():
-            raise InvalidInput(f"no deployment named {name!r}", hint="`tfsops status` lists deployments")
+            raise InvalidInput(
+                f"no deployment named {name!r}", hint="`tfsops status` lists deployments"
+            )
         removed: dict[str, Any] = {"deployment": name, "container": None, "state_removed": False}
         with deployment_lock(state.lock_path, timeout=lock_timeout, purpose=f"down {name}"):
             if container is not None:
@@ -351,7 +423,11 @@ def _read(path: Path) -> str:
 def _snapshot(state: DeploymentState) -> dict[str, str]:
     if not state.config_dir.is_dir():
         return {}
-    return {p.name: p.read_text(encoding="utf-8") for p in state.config_dir.iterdir() if p.is_file() and not p.name.startswith(".")}
+    return {
+        p.name: p.read_text(encoding="utf-8")
+        for p in state.config_dir.iterdir()
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def _restore_snapshot(state: DeploymentState, files: dict[str, str]) -> None:

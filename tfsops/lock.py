@@ -36,7 +36,9 @@ def deployment_lock(path: Path, *, timeout: float = 120.0, purpose: str = "") ->
                     ) from None
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "purpose": purpose, "since": time.time()}).encode())
+        os.write(
+            fd, json.dumps({"pid": os.getpid(), "purpose": purpose, "since": time.time()}).encode()
+        )
         try:
             yield
         finally:

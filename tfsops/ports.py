@@ -74,7 +74,12 @@ class ServingClient(Protocol):
     def label_version(self, model: str, label: str, *, timeout: float = 5.0) -> int: ...
 
     def metadata(
-        self, model: str, *, version: int | None = None, label: str | None = None, timeout: float = 5.0
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        timeout: float = 5.0,
     ) -> dict[str, Any]: ...
 
     def predict(

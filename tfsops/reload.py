@@ -60,7 +60,9 @@ def _available(client: ServingClient, model: str) -> set[int]:
         return set()
 
 
-def staged_labels_config(spec: DeploymentSpec, applied: str | None, client: ServingClient) -> DeploymentSpec:
+def staged_labels_config(
+    spec: DeploymentSpec, applied: str | None, client: ServingClient
+) -> DeploymentSpec:
     """The spec with labels limited to what TF Serving will accept right now.
 
     A label may be assigned to an AVAILABLE version, or (with
@@ -137,7 +139,9 @@ def transactional_reload(
         if staged != desired:
             admin.reload_config(desired, timeout=rpc_timeout)
             outcome.phases.append("labels")
-            report = wait_until_healthy(client, expected, timeout=timeout, interval=0.5, clock=services.clock)
+            report = wait_until_healthy(
+                client, expected, timeout=timeout, interval=0.5, clock=services.clock
+            )
             error = report.error(timeout=timeout)
             if error is not None:
                 raise error

@@ -28,7 +28,12 @@ class Revision:
         return (self.path / "models.config").read_text(encoding="utf-8")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"number": self.number, "created": self.created, "reason": self.reason, "path": str(self.path)}
+        return {
+            "number": self.number,
+            "created": self.created,
+            "reason": self.reason,
+            "path": str(self.path),
+        }
 
 
 def list_revisions(state: DeploymentState) -> list[Revision]:
@@ -38,13 +43,26 @@ def list_revisions(state: DeploymentState) -> list[Revision]:
     for child in state.revisions_dir.iterdir():
         if child.name.isdigit() and (child / "meta.json").exists():
             meta = json.loads((child / "meta.json").read_text(encoding="utf-8"))
-            out.append(Revision(int(child.name), child, float(meta.get("created", 0)), str(meta.get("reason", ""))))
+            out.append(
+                Revision(
+                    int(child.name),
+                    child,
+                    float(meta.get("created", 0)),
+                    str(meta.get("reason", "")),
+                )
+            )
     return sorted(out, key=lambda r: r.number)
 
 
-def record_revision(state: DeploymentState, spec_text: str, models_config: str, reason: str) -> Revision:
+def record_revision(
+    state: DeploymentState, spec_text: str, models_config: str, reason: str
+) -> Revision:
     existing = list_revisions(state)
-    if existing and existing[-1].spec_text == spec_text and existing[-1].models_config == models_config:
+    if (
+        existing
+        and existing[-1].spec_text == spec_text
+        and existing[-1].models_config == models_config
+    ):
         return existing[-1]
     number = existing[-1].number + 1 if existing else 1
     path = state.revisions_dir / f"{number:06d}"
@@ -52,7 +70,9 @@ def record_revision(state: DeploymentState, spec_text: str, models_config: str, 
     atomic_write(path / "spec.yaml", spec_text, mode=0o600)
     atomic_write(path / "models.config", models_config, mode=0o600)
     created = time.time()
-    atomic_write(path / "meta.json", json.dumps({"created": created, "reason": reason}) + "\n", mode=0o600)
+    atomic_write(
+        path / "meta.json", json.dumps({"created": created, "reason": reason}) + "\n", mode=0o600
+    )
     return Revision(number, path, created, reason)
 
 

@@ -60,7 +60,9 @@ def real_services(docker_host: str | None, progress: Callable[[str], None] = _qu
 
         return GrpcServingClient(endpoint)
 
-    return Services(runtime_factory=runtime, serving_factory=serving, admin_factory=admin, progress=progress)
+    return Services(
+        runtime_factory=runtime, serving_factory=serving, admin_factory=admin, progress=progress
+    )
 
 
 def endpoint_for(spec: DeploymentSpec) -> Endpoint:

@@ -134,7 +134,11 @@ class DeploymentState:
             atomic_write(self.config_dir / name, text, mode=mode)
         if remove_others:
             for existing in self.config_dir.iterdir():
-                if existing.is_file() and not existing.name.startswith(".") and existing.name not in files:
+                if (
+                    existing.is_file()
+                    and not existing.name.startswith(".")
+                    and existing.name not in files
+                ):
                     existing.unlink()
 
 

@@ -14,7 +14,10 @@ from tfsops.cli.app import app
 from tfsops.cli.argv import hoist_global_options
 
 runner = CliRunner()
-UPSTREAM_2V = Path(__file__).resolve().parents[3] / "shared/testdata/tfserving/saved_model_half_plus_two_2_versions"
+UPSTREAM_2V = (
+    Path(__file__).resolve().parents[3]
+    / "shared/testdata/tfserving/saved_model_half_plus_two_2_versions"
+)
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -27,7 +30,10 @@ def run(*args: str) -> tuple[int, str]:
     [
         (["status", "--json"], ["--json", "status"]),
         (["--json", "status"], ["--json", "status"]),
-        (["render", "config", "-f", "x.yaml", "-o", "out"], ["-f", "x.yaml", "render", "config", "-o", "out"]),
+        (
+            ["render", "config", "-f", "x.yaml", "-o", "out"],
+            ["-f", "x.yaml", "render", "config", "-o", "out"],
+        ),
         (["logs", "-f", "--file", "s.yaml"], ["--file", "s.yaml", "logs", "-f"]),
         (["predict", "m", "--", "--json"], ["predict", "m", "--", "--json"]),
         (["--help"], ["--help"]),
@@ -61,7 +67,9 @@ def test_render_config_json_envelope(good_spec: Path) -> None:
     code, out = run("render", "config", "-f", str(good_spec), "--json")
     assert code == 0
     envelope = json.loads(out)  # stdout holds the envelope and nothing else
-    assert envelope["schema"] == "tfsops/v1" and envelope["ok"] is True and envelope["exit_code"] == 0
+    assert (
+        envelope["schema"] == "tfsops/v1" and envelope["ok"] is True and envelope["exit_code"] == 0
+    )
     assert 'version_labels { key: "stable" value: 1 }' in envelope["data"]["files"]["models.config"]
 
 
@@ -100,10 +108,15 @@ def test_validate_ok(good_spec: Path) -> None:
         ("name: x\nmodels: [{name: a, path: /tmp}, {name: a, path: /tmp}]\n", "listed twice: a"),
         ("name: x\nmodels: [{name: 'a b', path: /tmp}]\n", "models[0].name"),
         ("name: x\nmodels: [{name: a, path: /nonexistent/x}]\n", "/nonexistent/x does not exist"),
-        ("name: x\nmodels: [{name: a, path: /tmp/tfsops-empty-dir-for-test}]\n", "no numeric version"),
+        (
+            "name: x\nmodels: [{name: a, path: /tmp/tfsops-empty-dir-for-test}]\n",
+            "no numeric version",
+        ),
     ],
 )
-def test_bad_input_exit_3_and_nothing_written(tmp_path: Path, spec_text: str, fragment: str) -> None:
+def test_bad_input_exit_3_and_nothing_written(
+    tmp_path: Path, spec_text: str, fragment: str
+) -> None:
     Path("/tmp/tfsops-empty-dir-for-test").mkdir(exist_ok=True)
     spec = write_spec(tmp_path, spec_text)
     before = sorted(tmp_path.rglob("*"))
@@ -177,10 +190,14 @@ def test_fast_start_imports_nothing_heavy(args: list[str]) -> None:
         "print('HEAVY=' + ','.join(heavy))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert "HEAVY=\n" in proc.stdout or proc.stdout.rstrip().endswith("HEAVY="), proc.stdout + proc.stderr
+    assert "HEAVY=\n" in proc.stdout or proc.stdout.rstrip().endswith("HEAVY="), (
+        proc.stdout + proc.stderr
+    )
 
 
-def test_render_and_inspect_do_not_import_the_tensorflow_runtime(good_spec: Path, models_dir: Path) -> None:
+def test_render_and_inspect_do_not_import_the_tensorflow_runtime(
+    good_spec: Path, models_dir: Path
+) -> None:
     code = (
         "import sys\n"
         "from tfsops.cli.app import main\n"
@@ -191,6 +208,8 @@ def test_render_and_inspect_do_not_import_the_tensorflow_runtime(good_spec: Path
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, str(good_spec), str(models_dir / "half_plus_two")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.stdout.rstrip().endswith("HEAVY="), proc.stdout[-2000:] + proc.stderr[-2000:]

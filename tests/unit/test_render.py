@@ -28,8 +28,13 @@ FULL = {
         {"name": "hp3", "path": "/data/models/hp3", "policy": {"latest": 2}},
         {"name": "all_versions", "path": "/other/place/av", "policy": {"all": {}}},
     ],
-    "batching": {"max_batch_size": 32, "batch_timeout_micros": 1000, "num_batch_threads": 4,
-                 "allowed_batch_sizes": [8, 32], "pad_variable_length_inputs": True},
+    "batching": {
+        "max_batch_size": 32,
+        "batch_timeout_micros": 1000,
+        "num_batch_threads": 4,
+        "allowed_batch_sizes": [8, 32],
+        "pad_variable_length_inputs": True,
+    },
     "monitoring": {"prometheus": True},
     "server_args": {"tensorflow_intra_op_parallelism": 4, "enable_model_warmup": False},
     "resources": {"cpus": 2, "memory": "4g"},
@@ -64,13 +69,21 @@ def test_batching_and_monitoring_parse_with_the_server_protos() -> None:
     files = render_all(spec())
     assert files.batching_config is not None and files.monitoring_config is not None
     b = text_format.Parse(files.batching_config, extra_protos.BatchingParameters())
-    assert (b.max_batch_size.value, b.batch_timeout_micros.value, b.num_batch_threads.value) == (32, 1000, 4)
+    assert (b.max_batch_size.value, b.batch_timeout_micros.value, b.num_batch_threads.value) == (
+        32,
+        1000,
+        4,
+    )
     assert list(b.allowed_batch_sizes) == [8, 32] and b.pad_variable_length_inputs
     m = text_format.Parse(files.monitoring_config, extra_protos.MonitoringConfig())
-    assert m.prometheus_config.enable and m.prometheus_config.path == "/monitoring/prometheus/metrics"
+    assert (
+        m.prometheus_config.enable and m.prometheus_config.path == "/monitoring/prometheus/metrics"
+    )
 
 
-@pytest.mark.parametrize("text", ['a"b', "back\\slash", "new\nline", "brace}{", "ünï", "tab\there", "\x01"])
+@pytest.mark.parametrize(
+    "text", ['a"b', "back\\slash", "new\nline", "brace}{", "ünï", "tab\there", "\x01"]
+)
 def test_proto_string_round_trips(text: str) -> None:
     config = parse_models(f"model_config_list {{ config {{ name: {proto_string(text)} }} }}")
     assert config.model_config_list.config[0].name == text
@@ -88,7 +101,9 @@ def test_layout_mounts_model_folders_once() -> None:
         ("/data/models", "/models/models"),
         ("/other/place", "/models/place"),
     ]
-    declared = spec({"name": "x", "model_roots": ["/data"], "models": [{"name": "m", "path": "/data/a/b"}]})
+    declared = spec(
+        {"name": "x", "model_roots": ["/data"], "models": [{"name": "m", "path": "/data/a/b"}]}
+    )
     assert layout_for(declared).base_paths == {"m": "/models/data/a/b"}
 
 
@@ -128,7 +143,9 @@ def _observed(plan, status: str = "running", config_hash: str | None = None) -> 
     labels = dict(plan.labels)
     if config_hash:
         labels[LABEL_CONFIG_HASH] = config_hash
-    return ContainerInfo(id="c1", name=plan.name, status=status, image=plan.image, labels=labels, ports=[])
+    return ContainerInfo(
+        id="c1", name=plan.name, status=status, image=plan.image, labels=labels, ports=[]
+    )
 
 
 def test_convergence_actions() -> None:

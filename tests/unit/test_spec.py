@@ -22,7 +22,10 @@ def problems(data: dict[str, object]) -> list[str]:
 
 
 def base(**extra: object) -> dict[str, object]:
-    data: dict[str, object] = {"name": "vision", "models": [{"name": "resnet", "path": "./m/resnet"}]}
+    data: dict[str, object] = {
+        "name": "vision",
+        "models": [{"name": "resnet", "path": "./m/resnet"}],
+    }
     data.update(extra)
     return data
 
@@ -71,24 +74,40 @@ def test_every_problem_is_one_line_naming_the_key() -> None:
     )
     assert "bogus: unknown key (not allowed here)" in lines
     assert any(line.startswith("ports.rest: ") for line in lines)
-    assert "models.resnet.policy: must be one of {latest: N}, {all: {}}, {specific: [versions]}" in lines
+    assert (
+        "models.resnet.policy: must be one of {latest: N}, {all: {}}, {specific: [versions]}"
+        in lines
+    )
 
 
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        (base(models=[{"name": "a", "path": "/x"}, {"name": "a", "path": "/y"}]), "listed twice: a"),
         (
-            base(models=[{"name": "m", "path": "/x", "policy": {"specific": [1]}, "labels": {"s": 2}}]),
+            base(models=[{"name": "a", "path": "/x"}, {"name": "a", "path": "/y"}]),
+            "listed twice: a",
+        ),
+        (
+            base(
+                models=[
+                    {"name": "m", "path": "/x", "policy": {"specific": [1]}, "labels": {"s": 2}}
+                ]
+            ),
             "label 's' points at version 2",
         ),
         (base(models=[{"name": "a b", "path": "/x"}]), "models[0].name: 'a b' must start"),
         (base(models=[{"name": "a/b", "path": "/x"}]), "models[0].name: 'a/b' must start"),
         (base(models=[{"name": "../x", "path": "/x"}]), "models[0].name: '../x' must start"),
         (base(batching={"enabled": False, "max_batch_size": 8}), "enabled is false"),
-        (base(batching={"max_batch_size": 8, "allowed_batch_sizes": [2, 4]}), "must equal max_batch_size"),
+        (
+            base(batching={"max_batch_size": 8, "allowed_batch_sizes": [2, 4]}),
+            "must equal max_batch_size",
+        ),
         (base(server_args={"port": 9000}), "'port' is set by tfsops; use ports.grpc"),
-        (base(server_args={"model_config_file_poll_wait_seconds": 60}), "would revert those reloads"),
+        (
+            base(server_args={"model_config_file_poll_wait_seconds": 60}),
+            "would revert those reloads",
+        ),
         (base(server_args={"no_such_flag": 1}), "unknown tensorflow_model_server flag"),
         (base(server_args={"enable_model_warmup": "yes"}), "takes true or false"),
         (base(ports={"rest": 8500, "grpc": 8500}), "rest and grpc must differ"),

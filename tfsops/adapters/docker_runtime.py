@@ -71,7 +71,9 @@ def _info(container: Any) -> ContainerInfo:
     for cport, binds in bindings.items():
         for b in binds or []:
             if b.get("HostPort"):
-                ports.append((b.get("HostIp") or "0.0.0.0", int(b["HostPort"]), int(cport.split("/")[0])))
+                ports.append(
+                    (b.get("HostIp") or "0.0.0.0", int(b["HostPort"]), int(cport.split("/")[0]))
+                )
     image = (attrs.get("Config") or {}).get("Image") or ""
     return ContainerInfo(
         id=container.id,
@@ -128,7 +130,9 @@ class DockerRuntime:
     def gpu_support_problem(self) -> str | None:
         """Why GPU containers cannot start on this engine, or None when they can."""
         info = self.info()
-        if "nvidia" in info["runtimes"] or any("nvidia.com/gpu" in str(d) for d in info["cdi_devices"]):
+        if "nvidia" in info["runtimes"] or any(
+            "nvidia.com/gpu" in str(d) for d in info["cdi_devices"]
+        ):
             return None
         return (
             f"the Docker engine at {self.url} has no NVIDIA runtime (runtimes: "
@@ -231,7 +235,9 @@ class DockerRuntime:
             )
             for d in plan.device_requests
         ]
-        restart: dict[str, Any] = {"Name": "" if plan.restart_policy == "no" else plan.restart_policy}
+        restart: dict[str, Any] = {
+            "Name": "" if plan.restart_policy == "no" else plan.restart_policy
+        }
         kwargs: dict[str, Any] = {
             "image": plan.image,
             "command": list(plan.command),
@@ -279,12 +285,16 @@ class DockerRuntime:
 
     def follow_logs(self, container_id: str, tail: int | str = 100) -> Iterator[str]:
         with translated(self.url, "following logs"):
-            stream = self.client.containers.get(container_id).logs(stream=True, follow=True, tail=tail)
+            stream = self.client.containers.get(container_id).logs(
+                stream=True, follow=True, tail=tail
+            )
             for chunk in stream:
                 yield bytes(chunk).decode("utf-8", "replace")
 
     # ---- images from containers (commit) -----------------------------------------------
-    def put_directory(self, container_id: str, host_dir: Path, target_parent: str, arcname: str) -> None:
+    def put_directory(
+        self, container_id: str, host_dir: Path, target_parent: str, arcname: str
+    ) -> None:
         """Copy ``host_dir`` into the container as ``target_parent/arcname`` (a tar stream)."""
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:

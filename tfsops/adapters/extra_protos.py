@@ -33,15 +33,33 @@ _BATCHING_FIELDS = [
     ("thread_pool_name", 5, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".google.protobuf.StringValue"),
     ("allowed_batch_sizes", 6, _F.TYPE_INT64, _F.LABEL_REPEATED, None),
     ("pad_variable_length_inputs", 7, _F.TYPE_BOOL, _F.LABEL_OPTIONAL, None),
-    ("enable_large_batch_splitting", 8, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".google.protobuf.BoolValue"),
-    ("max_execution_batch_size", 9, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".google.protobuf.Int64Value"),
+    (
+        "enable_large_batch_splitting",
+        8,
+        _F.TYPE_MESSAGE,
+        _F.LABEL_OPTIONAL,
+        ".google.protobuf.BoolValue",
+    ),
+    (
+        "max_execution_batch_size",
+        9,
+        _F.TYPE_MESSAGE,
+        _F.LABEL_OPTIONAL,
+        ".google.protobuf.Int64Value",
+    ),
 ]
 _PROMETHEUS_FIELDS = [
     ("enable", 1, _F.TYPE_BOOL, _F.LABEL_OPTIONAL, None),
     ("path", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
 ]
 _MONITORING_FIELDS = [
-    ("prometheus_config", 1, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, ".tensorflow.serving.PrometheusConfig"),
+    (
+        "prometheus_config",
+        1,
+        _F.TYPE_MESSAGE,
+        _F.LABEL_OPTIONAL,
+        ".tensorflow.serving.PrometheusConfig",
+    ),
 ]
 _SSL_FIELDS = [
     ("server_key", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
@@ -96,13 +114,13 @@ def message_class(name: str) -> Any:
     return message_factory.GetMessageClass(_pool().FindMessageTypeByName(f"{_PACKAGE}.{name}"))
 
 
-def BatchingParameters() -> Any:  # noqa: N802 - reads like the proto constructor
+def BatchingParameters() -> Any:
     return message_class("BatchingParameters")()
 
 
-def MonitoringConfig() -> Any:  # noqa: N802
+def MonitoringConfig() -> Any:
     return message_class("MonitoringConfig")()
 
 
-def SSLConfig() -> Any:  # noqa: N802
+def SSLConfig() -> Any:
     return message_class("SSLConfig")()

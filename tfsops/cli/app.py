@@ -60,7 +60,9 @@ def main_callback(
     ] = None,
     docker_host: Annotated[
         str | None,
-        typer.Option("--docker-host", help="Docker engine URL (else DOCKER_HOST or the local socket)."),
+        typer.Option(
+            "--docker-host", help="Docker engine URL (else DOCKER_HOST or the local socket)."
+        ),
     ] = None,
     version: Annotated[
         bool,
@@ -76,7 +78,9 @@ def main_callback(
         docker_host=docker_host,
     )
     level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _register_commands() -> None:
@@ -84,10 +88,29 @@ def _register_commands() -> None:
     import importlib
     import pkgutil
 
-    import tfsops.cli.commands as commands
+    from tfsops.cli import commands
 
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{commands.__name__}.{info.name}")
+    # Help lists commands in registration order: the order a user meets them.
+    order = [
+        "init",
+        "validate",
+        "inspect",
+        "render",
+        "schema",
+        "deploy",
+        "operate",
+        "models",
+        "watch",
+        "commit",
+        "build",
+        "doctor",
+    ]
+    names = sorted(
+        (m.name for m in pkgutil.iter_modules(commands.__path__)),
+        key=lambda n: (order.index(n) if n in order else len(order), n),
+    )
+    for name in names:
+        importlib.import_module(f"{commands.__name__}.{name}")
 
 
 _register_commands()

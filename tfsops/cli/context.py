@@ -35,7 +35,9 @@ def options(ctx: typer.Context) -> GlobalOptions:
     return obj
 
 
-def execute(ctx: typer.Context, command: str, action: Callable[[GlobalOptions], Result]) -> NoReturn:
+def execute(
+    ctx: typer.Context, command: str, action: Callable[[GlobalOptions], Result]
+) -> NoReturn:
     """Run a command's action, print its result, and exit with the documented code."""
     opts = options(ctx)
     try:

@@ -67,7 +67,9 @@ def emit_result(command: str, result: Result, *, as_json: bool) -> None:
         print(f"warning: {warning}", file=sys.stderr)
     if as_json:
         dump_json(
-            envelope(command, data=result.data, exit_code=result.exit_code, warnings=result.warnings)
+            envelope(
+                command, data=result.data, exit_code=result.exit_code, warnings=result.warnings
+            )
         )
     elif result.text:
         sys.stdout.write(result.text if result.text.endswith("\n") else result.text + "\n")
@@ -79,9 +81,7 @@ def emit_error(command: str, exc: TfsopsError, *, as_json: bool) -> None:
     if exc.hint:
         print(f"hint: {exc.hint}", file=sys.stderr)
     if as_json:
-        dump_json(
-            envelope(command, data=None, exit_code=exc.exit_code, error=error_payload(exc))
-        )
+        dump_json(envelope(command, data=None, exit_code=exc.exit_code, error=error_payload(exc)))
 
 
 def emit_unexpected(command: str, exc: BaseException, *, as_json: bool, verbose: bool) -> None:
@@ -99,7 +99,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain, fixed-width text table (no colour: output is often piped)."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
     return "\n".join(lines)
 
 

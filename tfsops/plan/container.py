@@ -119,7 +119,9 @@ def _device_requests(spec: DeploymentSpec) -> tuple[DeviceRequest, ...]:
 
 
 def _hash(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
 
 
 def container_plan(spec: DeploymentSpec, files: RenderedFiles, config_dir: Path) -> ContainerPlan:

@@ -27,7 +27,12 @@ class ModelEntry:
     labels: dict[str, int]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "base_path": self.base_path, "policy": self.policy, "labels": self.labels}
+        return {
+            "name": self.name,
+            "base_path": self.base_path,
+            "policy": self.policy,
+            "labels": self.labels,
+        }
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,9 @@ def parse_models_config(text: str | None) -> list[ModelEntry]:
         if choice == "all":
             policy = "all"
         elif choice == "specific":
-            policy = "specific " + ",".join(str(v) for v in c.model_version_policy.specific.versions)
+            policy = "specific " + ",".join(
+                str(v) for v in c.model_version_policy.specific.versions
+            )
         else:
             n = c.model_version_policy.latest.num_versions if choice == "latest" else 1
             policy = f"latest {max(n, 1)}"
@@ -145,11 +152,19 @@ def compute_plan(
         if observed.labels.get(LABEL_ROOTS) != desired.labels.get(LABEL_ROOTS):
             reasons.append("the set of mounted model folders changed (Docker cannot add a mount)")
         if not reasons:
-            reasons.append("container settings changed (flags, ports, resources, GPU or start-up files)")
+            reasons.append(
+                "container settings changed (flags, ports, resources, GPU or start-up files)"
+            )
         return DeployPlan(RECREATE, reasons, diff, desired, observed)
     if observed.status != "running":
         why = f"the container is {observed.status}"
-        return DeployPlan(START, [why] + (["the model list changed"] if not diff.empty else []), diff, desired, observed)
+        return DeployPlan(
+            START,
+            [why] + (["the model list changed"] if not diff.empty else []),
+            diff,
+            desired,
+            observed,
+        )
     if not diff.empty:
         return DeployPlan(HOT_RELOAD, ["the model list changed"], diff, desired, observed)
     return DeployPlan(NOOP, ["up to date"], diff, desired, observed)

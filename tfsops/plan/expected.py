@@ -28,8 +28,11 @@ def check_models(spec: DeploymentSpec, names: Sequence[str] | None = None) -> di
         reports[model.name] = report
         problems += list(report.problems)
     if problems:
-        message = problems[0] if len(problems) == 1 else f"{len(problems)} problems with model folders:\n" + "\n".join(
-            f"  {p}" for p in problems
+        message = (
+            problems[0]
+            if len(problems) == 1
+            else f"{len(problems)} problems with model folders:\n"
+            + "\n".join(f"  {p}" for p in problems)
         )
         raise InvalidInput(
             message,
@@ -43,7 +46,9 @@ def expected_model(model: ModelSpec, served: Sequence[int]) -> ExpectedModel:
     return ExpectedModel(name=model.name, versions=frozenset(served), labels=dict(model.labels))
 
 
-def expected_models(spec: DeploymentSpec, names: Sequence[str] | None = None) -> list[ExpectedModel]:
+def expected_models(
+    spec: DeploymentSpec, names: Sequence[str] | None = None
+) -> list[ExpectedModel]:
     """What must be AVAILABLE: the versions each policy selects from the folder right now."""
     from tfsops.savedmodel.versions import served_versions
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from tfsops.spec.model import DeploymentSpec
 
 MODELS_DIR = "/models"
-CONFIG_DIR = "/etc/tfsops"  # the state folder's config/ is mounted here (a directory: atomic rewrites show)
+CONFIG_DIR = (
+    "/etc/tfsops"  # the state folder's config/ is mounted here (a directory: atomic rewrites show)
+)
 MODELS_CONFIG = f"{CONFIG_DIR}/models.config"
 BATCHING_CONFIG = f"{CONFIG_DIR}/batching.config"
 MONITORING_CONFIG = f"{CONFIG_DIR}/monitoring.config"

@@ -74,7 +74,9 @@ def _check(text: str, message: Any, what: str) -> Any:
     try:
         return text_format().Parse(text, message)
     except Exception as exc:  # text_format.ParseError and friends
-        raise RenderError(f"rendered {what} does not parse as {message.DESCRIPTOR.full_name}: {exc}") from exc
+        raise RenderError(
+            f"rendered {what} does not parse as {message.DESCRIPTOR.full_name}: {exc}"
+        ) from exc
 
 
 def render_models_config(spec: DeploymentSpec, layout: Layout | None = None) -> str:
@@ -98,9 +100,7 @@ def render_models_config(spec: DeploymentSpec, layout: Layout | None = None) -> 
 
 def _verify_models(parsed: Any, models: list[dict[str, Any]]) -> None:
     # Round-trip check: what the server will read is what the spec says.
-    got = [
-        (c.name, c.base_path, dict(c.version_labels)) for c in parsed.model_config_list.config
-    ]
+    got = [(c.name, c.base_path, dict(c.version_labels)) for c in parsed.model_config_list.config]
     want = [(m["name"], m["base_path"], m["labels"]) for m in models]
     if got != want:
         raise RenderError(f"models.config round-trip mismatch: {got} != {want}")

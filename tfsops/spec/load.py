@@ -85,8 +85,11 @@ def format_loc(loc: Sequence[int | str], data: Any) -> str:
                 parts.append(f"[{item}]")
             node = node[item] if isinstance(node, list) and 0 <= item < len(node) else None
         else:
-            if item in ("latest", "all", "specific") and parts and parts[-1] == "policy" and not (
-                isinstance(node, Mapping) and item in node
+            if (
+                item in ("latest", "all", "specific")
+                and parts
+                and parts[-1] == "policy"
+                and not (isinstance(node, Mapping) and item in node)
             ):
                 continue  # a union tag pydantic added, not a key the user wrote
             parts.append(str(item))
@@ -118,7 +121,9 @@ def spec_from_data(data: Any, *, base_dir: Path, source: str) -> DeploymentSpec:
     if data is None:
         raise SpecError(["the file is empty"], source=source)
     if not isinstance(data, Mapping):
-        raise SpecError([f"(top level): expected a mapping of keys, got {type(data).__name__}"], source=source)
+        raise SpecError(
+            [f"(top level): expected a mapping of keys, got {type(data).__name__}"], source=source
+        )
     try:
         return DeploymentSpec.model_validate(dict(data), context={"base_dir": base_dir})
     except ValidationError as exc:
@@ -130,7 +135,9 @@ def load_spec(path: Path) -> DeploymentSpec:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InvalidInput(f"spec file not found: {path}", hint="create one with `tfsops init`") from None
+        raise InvalidInput(
+            f"spec file not found: {path}", hint="create one with `tfsops init`"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read spec file {path}: {exc}") from None
     fmt = "toml" if path.suffix.lower() == ".toml" else "yaml"

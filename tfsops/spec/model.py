@@ -389,8 +389,8 @@ class DeploymentSpec(_Strict):
     )
     batching: Batching | None = None
     monitoring: Monitoring | None = None
-    server_args: dict[Annotated[str, Field(pattern=FLAG_PATTERN)], str | int | float | bool] = Field(
-        default_factory=dict
+    server_args: dict[Annotated[str, Field(pattern=FLAG_PATTERN)], str | int | float | bool] = (
+        Field(default_factory=dict)
     )
     resources: Resources = Field(default_factory=Resources)
     restart: RestartPolicy = "unless-stopped"

@@ -15,7 +15,9 @@ from tfsops.cli.output import Result
 @app.command("commit")
 def commit(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Deployment name (default: the spec's).")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Deployment name (default: the spec's).")
+    ] = None,
     tag: Annotated[str, typer.Option("--tag", help="Image to create, e.g. my/serving:1.0.")] = "",
     image: Annotated[
         str | None, typer.Option("--image", help="Base serving image (default: the spec's).")

@@ -16,26 +16,42 @@ if TYPE_CHECKING:
     from tfsops.executor import ApplyResult
     from tfsops.spec.model import DeploymentSpec
 
-GpuOpt = Annotated[bool | None, typer.Option("--gpu/--no-gpu", help="Serve on GPUs (device request, -gpu image tag).")]
+GpuOpt = Annotated[
+    bool | None,
+    typer.Option("--gpu/--no-gpu", help="Serve on GPUs (device request, -gpu image tag)."),
+]
 GpuDevicesOpt = Annotated[
     str | None, typer.Option("--gpu-devices", help='"all" or GPU ids, e.g. 0,1 (implies --gpu).')
 ]
 GpuMemOpt = Annotated[
-    float | None, typer.Option("--gpu-memory-fraction", help="--per_process_gpu_memory_fraction (0-1].")
+    float | None,
+    typer.Option("--gpu-memory-fraction", help="--per_process_gpu_memory_fraction (0-1]."),
 ]
 ImageOpt = Annotated[
-    str | None, typer.Option("--image", help="Serving image: repo (tag from --version) or repo:tag.")
+    str | None,
+    typer.Option("--image", help="Serving image: repo (tag from --version) or repo:tag."),
 ]
 VersionOpt = Annotated[str | None, typer.Option("--version", help="Image tag, e.g. 2.19.0.")]
-WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until every model is AVAILABLE.")]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for AVAILABLE (exit 6 after).")]
+WaitOpt = Annotated[
+    bool, typer.Option("--wait/--no-wait", help="Wait until every model is AVAILABLE.")
+]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for AVAILABLE (exit 6 after).")
+]
 KeepOpt = Annotated[
-    bool, typer.Option("--keep-failed", help="Keep a container that failed to start, to inspect it.")
+    bool,
+    typer.Option("--keep-failed", help="Keep a container that failed to start, to inspect it."),
 ]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Deploy an image whose build labels do not fit this host.")
 ]
-PullOpt = Annotated[bool, typer.Option("--pull/--no-pull", help="Pull the image when it is not present.")]
+PullOpt = Annotated[
+    bool, typer.Option("--pull/--no-pull", help="Pull the image when it is not present.")
+]
+PruneOpt = Annotated[
+    bool,
+    typer.Option("--prune", help="Allow unloading models that are served now but not in the spec."),
+]
 
 
 def _overrides(spec: DeploymentSpec, **kw: Any) -> DeploymentSpec:
@@ -52,7 +68,9 @@ def summarize(result: ApplyResult, spec: DeploymentSpec) -> str:
     ep = endpoint_for(spec)
     lines = [result.plan.text()]
     if result.container_id:
-        lines.append(f"container {result.plan.container.name} ({result.container_id[:12]}), image {result.plan.container.image}")
+        lines.append(
+            f"container {result.plan.container.name} ({result.container_id[:12]}), image {result.plan.container.image}"
+        )
     if ep.rest_port:
         lines.append(f"REST  {ep.rest_url}/v1/models/<model>")
     if ep.grpc_port:
@@ -70,8 +88,12 @@ def _apply(opts: GlobalOptions, spec: DeploymentSpec, spec_path: Path, **flags: 
 
     executor = make_executor(opts)
     options = ApplyOptions(
-        wait=flags["wait"], timeout=flags["timeout"], keep_failed=flags["keep_failed"],
-        force=flags["force"], pull=flags["pull"],
+        wait=flags["wait"],
+        timeout=flags["timeout"],
+        keep_failed=flags["keep_failed"],
+        force=flags["force"],
+        pull=flags["pull"],
+        prune=flags["prune"],
     )
     try:
         result = executor.apply(spec, spec_path, options)
@@ -89,23 +111,32 @@ def _apply(opts: GlobalOptions, spec: DeploymentSpec, spec_path: Path, **flags: 
 @app.command("deploy")
 def deploy(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Deployment name (with --model-path: a one-liner).")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Deployment name (with --model-path: a one-liner).")
+    ] = None,
     model_path: Annotated[
         list[str] | None,
-        typer.Option("--model-path", help="Model folder (numeric version subfolders); NAME=PATH for several."),
+        typer.Option(
+            "--model-path", help="Model folder (numeric version subfolders); NAME=PATH for several."
+        ),
     ] = None,
     gpu: GpuOpt = None,
     gpu_devices: GpuDevicesOpt = None,
     gpu_memory_fraction: GpuMemOpt = None,
     image: ImageOpt = None,
     version: VersionOpt = None,
-    rest_port: Annotated[int | None, typer.Option("--rest-port", help="Host port for REST.")] = None,
-    grpc_port: Annotated[int | None, typer.Option("--grpc-port", help="Host port for gRPC.")] = None,
+    rest_port: Annotated[
+        int | None, typer.Option("--rest-port", help="Host port for REST.")
+    ] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option("--grpc-port", help="Host port for gRPC.")
+    ] = None,
     wait: WaitOpt = True,
     timeout: TimeoutOpt = 300.0,
     keep_failed: KeepOpt = False,
     force: ForceOpt = False,
     pull: PullOpt = True,
+    prune: PruneOpt = False,
 ) -> None:
     """Deploy: create or update the container and wait until every model is AVAILABLE.
 
@@ -117,9 +148,19 @@ def deploy(
     """
 
     def action(opts: GlobalOptions) -> Result:
-        flags = {"wait": wait, "timeout": timeout, "keep_failed": keep_failed, "force": force, "pull": pull}
+        flags = {
+            "wait": wait,
+            "timeout": timeout,
+            "keep_failed": keep_failed,
+            "force": force,
+            "pull": pull,
+            "prune": prune,
+        }
         overrides = {
-            "image": image, "version": version, "gpu": gpu, "gpu_devices": gpu_devices,
+            "image": image,
+            "version": version,
+            "gpu": gpu,
+            "gpu_devices": gpu_devices,
             "gpu_memory_fraction": gpu_memory_fraction,
         }
         if model_path:
@@ -136,7 +177,9 @@ def deploy(
         if rest_port or grpc_port:
             from tfsops.errors import InvalidInput
 
-            raise InvalidInput("--rest-port/--grpc-port only go with --model-path; set ports in the spec")
+            raise InvalidInput(
+                "--rest-port/--grpc-port only go with --model-path; set ports in the spec"
+            )
         return _apply(opts, spec, spec_path, **flags)
 
     execute(ctx, "deploy", action)
@@ -157,7 +200,9 @@ def _flag_spec(
     from tfsops.state import DeploymentState, atomic_write
 
     if not name:
-        raise InvalidInput("--model-path needs a deployment NAME: tfsops deploy NAME --model-path PATH")
+        raise InvalidInput(
+            "--model-path needs a deployment NAME: tfsops deploy NAME --model-path PATH"
+        )
     models: list[tuple[str, Path]] = []
     for item in model_path:
         model_name, sep, path = item.partition("=")
@@ -170,7 +215,11 @@ def _flag_spec(
     if grpc_port is not None:
         ports["grpc"] = grpc_port
     spec = spec_from_flags(name, model_paths=models, overrides={"ports": ports or None})
-    spec = with_overrides(spec, **overrides) if any(v is not None for v in overrides.values()) else spec
+    spec = (
+        with_overrides(spec, **overrides)
+        if any(v is not None for v in overrides.values())
+        else spec
+    )
     state = DeploymentState.for_name(spec.name)
     meta = state.read_meta()
     if meta.get("spec_file") and Path(meta["spec_file"]) != state.generated_spec_path:
@@ -181,7 +230,9 @@ def _flag_spec(
     state.ensure()
     data = spec.model_dump(mode="json", exclude_defaults=True)
     data = {"name": data.pop("name"), **data}
-    text = "# Written by `tfsops deploy` from command-line flags.\n" + yaml.safe_dump(data, sort_keys=False)
+    text = "# Written by `tfsops deploy` from command-line flags.\n" + yaml.safe_dump(
+        data, sort_keys=False
+    )
     atomic_write(state.generated_spec_path, text, mode=0o600)
     return spec, state.generated_spec_path
 
@@ -199,6 +250,7 @@ def apply(
     keep_failed: KeepOpt = False,
     force: ForceOpt = False,
     pull: PullOpt = True,
+    prune: PruneOpt = False,
 ) -> None:
     """Converge the deployment to the spec (idempotent; hot-reloads when only models changed).
 
@@ -208,10 +260,21 @@ def apply(
     def action(opts: GlobalOptions) -> Result:
         spec, spec_path = load_spec(opts)
         spec = _overrides(
-            spec, image=image, version=version, gpu=gpu, gpu_devices=gpu_devices,
+            spec,
+            image=image,
+            version=version,
+            gpu=gpu,
+            gpu_devices=gpu_devices,
             gpu_memory_fraction=gpu_memory_fraction,
         )
-        flags = {"wait": wait, "timeout": timeout, "keep_failed": keep_failed, "force": force, "pull": pull}
+        flags = {
+            "wait": wait,
+            "timeout": timeout,
+            "keep_failed": keep_failed,
+            "force": force,
+            "pull": pull,
+            "prune": prune,
+        }
         return _apply(opts, spec, spec_path, **flags)
 
     execute(ctx, "apply", action)

@@ -41,13 +41,21 @@ def init(
     model_path: Annotated[
         Path | None, typer.Option("--model-path", help="An existing model folder to serve.")
     ] = None,
-    model_name: Annotated[str | None, typer.Option("--model-name", help="Model name (default: folder name).")] = None,
+    model_name: Annotated[
+        str | None, typer.Option("--model-name", help="Model name (default: folder name).")
+    ] = None,
     example: Annotated[
         bool,
-        typer.Option("--example", help="Also generate a small example model (y = 0.5x + 2) with TensorFlow."),
+        typer.Option(
+            "--example", help="Also generate a small example model (y = 0.5x + 2) with TensorFlow."
+        ),
     ] = False,
-    image: Annotated[str, typer.Option("--image", help="Serving image repository or repo:tag.")] = "tensorflow/serving",
-    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the spec.")] = Path("tfsops.yaml"),
+    image: Annotated[
+        str, typer.Option("--image", help="Serving image repository or repo:tag.")
+    ] = "tensorflow/serving",
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the spec.")] = Path(
+        "tfsops.yaml"
+    ),
     overwrite: Annotated[bool, typer.Option("--force", help="Overwrite an existing spec.")] = False,
 ) -> None:
     """Write a commented starter tfsops.yaml (and with --example a model to serve).
@@ -72,7 +80,9 @@ def init(
 
             created_model = folder / "models" / "half_plus_two"
             if not created_model.exists():
-                opts.progress(f"writing an example model to {created_model} (TensorFlow, a few seconds)")
+                opts.progress(
+                    f"writing an example model to {created_model} (TensorFlow, a few seconds)"
+                )
                 half_plus(created_model, 0.5, 2.0, (1,))
             path_text, model = "./models/half_plus_two", model_name or "half_plus_two"
         elif model_path is not None:
@@ -84,7 +94,9 @@ def init(
         text = TEMPLATE.format(
             name=name,
             image=image,
-            version_line="# version: set in image" if has_tag else 'version: "2.19.0"            # image tag, pinned; "-gpu" is added for GPU',
+            version_line="# version: set in image"
+            if has_tag
+            else 'version: "2.19.0"            # image tag, pinned; "-gpu" is added for GPU',
             model=model,
             path=path_text,
         )
@@ -95,6 +107,8 @@ def init(
             target.unlink()
             raise
         data = {"spec": str(target), "model_created": str(created_model) if created_model else None}
-        return Result(data=data, text=f"wrote {target}" + (f" and {created_model}" if created_model else ""))
+        return Result(
+            data=data, text=f"wrote {target}" + (f" and {created_model}" if created_model else "")
+        )
 
     execute(ctx, "init", action)

@@ -17,10 +17,18 @@ from tfsops.errors import ExitCode
 @app.command("health")
 def health(
     ctx: typer.Context,
-    models: Annotated[list[str] | None, typer.Argument(help="Only these models (default: all).")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Poll until healthy or the timeout.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds for --wait (exit 6 after).")] = 60.0,
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between polls with --wait.")] = 1.0,
+    models: Annotated[
+        list[str] | None, typer.Argument(help="Only these models (default: all).")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Poll until healthy or the timeout.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds for --wait (exit 6 after).")
+    ] = 60.0,
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between polls with --wait.")
+    ] = 1.0,
 ) -> None:
     """Is every expected model version AVAILABLE and every label resolvable?
 
@@ -92,7 +100,9 @@ def _status(opts: GlobalOptions, command: str) -> Result:
     from tfsops.state import DeploymentState, list_states
 
     services = make_services(opts)
-    containers = {c.labels.get(LABEL_DEPLOYMENT, c.name): c for c in services.runtime.list_deployments()}
+    containers = {
+        c.labels.get(LABEL_DEPLOYMENT, c.name): c for c in services.runtime.list_deployments()
+    }
     names = sorted(set(containers) | {s.name for s in list_states()})
     if opts.deployment:
         names = [n for n in names if n == opts.deployment]
@@ -108,7 +118,9 @@ def _status(opts: GlobalOptions, command: str) -> Result:
             "container": info.name if info else None,
             "state": info.status if info else "absent",
             "image": info.image if info else None,
-            "ports": [{"host_ip": ip, "host_port": hp, "container_port": cp} for ip, hp, cp in info.ports]
+            "ports": [
+                {"host_ip": ip, "host_port": hp, "container_port": cp} for ip, hp, cp in info.ports
+            ]
             if info
             else [],
             "uptime": _uptime(info.started_at) if info and info.status == "running" else "",
@@ -129,17 +141,28 @@ def _status(opts: GlobalOptions, command: str) -> Result:
                     ]
                     entry["models"].append({"name": model.name, "versions": versions})
                 except TfsopsError as exc:
-                    entry["models"].append({"name": model.name, "versions": [], "problem": exc.message})
+                    entry["models"].append(
+                        {"name": model.name, "versions": [], "problem": exc.message}
+                    )
         deployments.append(entry)
         ports = ",".join(f"{ip}:{hp}->{cp}" for ip, hp, cp in (info.ports if info else []))
         models_text = "; ".join(
             f"{m['name']} "
-            + (",".join(f"{v['version']}:{v['state']}" for v in m["versions"]) or m.get("problem", "?"))
+            + (
+                ",".join(f"{v['version']}:{v['state']}" for v in m["versions"])
+                or m.get("problem", "?")
+            )
             for m in entry["models"]
         )
-        rows.append([name, entry["state"], entry["image"] or "", ports, entry["uptime"], models_text])
+        rows.append(
+            [name, entry["state"], entry["image"] or "", ports, entry["uptime"], models_text]
+        )
     services.close()
-    text = table(["DEPLOYMENT", "STATE", "IMAGE", "PORTS", "UP", "MODELS (version:state)"], rows) if rows else "no deployments"
+    text = (
+        table(["DEPLOYMENT", "STATE", "IMAGE", "PORTS", "UP", "MODELS (version:state)"], rows)
+        if rows
+        else "no deployments"
+    )
     return Result(data={"deployments": deployments}, text=text)
 
 
@@ -171,7 +194,9 @@ def predict(
     signature: Annotated[str | None, typer.Option("--signature", help="Signature name.")] = None,
     version: Annotated[int | None, typer.Option("--version", help="A specific version.")] = None,
     label: Annotated[str | None, typer.Option("--label", help="A version label.")] = None,
-    grpc: Annotated[bool, typer.Option("--grpc", help="Use gRPC PredictionService (default REST).")] = False,
+    grpc: Annotated[
+        bool, typer.Option("--grpc", help="Use gRPC PredictionService (default REST).")
+    ] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds for the request.")] = 30.0,
 ) -> None:
     """Send a predict request to a model (smoke test), over REST or gRPC.
@@ -215,7 +240,9 @@ def predict(
 @app.command("logs")
 def logs(
     ctx: typer.Context,
-    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new lines.")
+    ] = False,
     tail: Annotated[str, typer.Option("--tail", help='Lines from the end, or "all".')] = "200",
 ) -> None:
     """The serving container's logs (stdout and stderr of tensorflow_model_server).
@@ -241,7 +268,10 @@ def logs(
                 pass
             return Result(data={}, text="")
         text = services.runtime.logs(info.id, tail=n)
-        return Result(data={"deployment": spec.name, "container": info.name, "logs": text.splitlines()}, text=text)
+        return Result(
+            data={"deployment": spec.name, "container": info.name, "logs": text.splitlines()},
+            text=text,
+        )
 
     execute(ctx, "logs", action)
 
@@ -250,7 +280,8 @@ def logs(
 def down(
     ctx: typer.Context,
     volumes: Annotated[
-        bool, typer.Option("--volumes", help="Also remove tfsops's state: rendered files, revisions.")
+        bool,
+        typer.Option("--volumes", help="Also remove tfsops's state: rendered files, revisions."),
     ] = False,
 ) -> None:
     """Stop and remove the deployment's container (and with --volumes its state folder).
@@ -270,7 +301,11 @@ def down(
             removed = executor.down(name, volumes=volumes)
         finally:
             executor.s.close()
-        text = f"{name}: " + (f"removed container {removed['container'][:12]}" if removed["container"] else "no container")
+        text = f"{name}: " + (
+            f"removed container {removed['container'][:12]}"
+            if removed["container"]
+            else "no container"
+        )
         if removed["state_removed"]:
             text += "; removed the state folder"
         return Result(data=removed, text=text)

@@ -39,12 +39,19 @@ def render(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write the files into this folder.")
     ] = None,
-    gpu: Annotated[bool | None, typer.Option("--gpu/--no-gpu", help="Override the spec's GPU use.")] = None,
-    gpu_devices: Annotated[
-        str | None, typer.Option("--gpu-devices", help='"all" or GPU ids, e.g. 0,1 (implies --gpu).')
+    gpu: Annotated[
+        bool | None, typer.Option("--gpu/--no-gpu", help="Override the spec's GPU use.")
     ] = None,
-    image: Annotated[str | None, typer.Option("--image", help="Override the image (repo or repo:tag).")] = None,
-    version: Annotated[str | None, typer.Option("--version", help="Override the image tag.")] = None,
+    gpu_devices: Annotated[
+        str | None,
+        typer.Option("--gpu-devices", help='"all" or GPU ids, e.g. 0,1 (implies --gpu).'),
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Override the image (repo or repo:tag).")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Override the image tag.")
+    ] = None,
 ) -> None:
     """Render models.config, batching and monitoring files, and the container plan.
 
@@ -63,7 +70,9 @@ def render(
 
         spec, _ = load_spec(opts)
         if any(v is not None for v in (gpu, gpu_devices, image, version)):
-            spec = with_overrides(spec, image=image, version=version, gpu=gpu, gpu_devices=gpu_devices)
+            spec = with_overrides(
+                spec, image=image, version=version, gpu=gpu, gpu_devices=gpu_devices
+            )
         files = render_all(spec, with_secrets=output is not None)
         state = DeploymentState.for_name(spec.name)
         plan = container_plan(spec, files, state.config_dir)
@@ -81,7 +90,9 @@ def render(
                 from tfsops.errors import InvalidInput
 
                 section = "batching" if what is What.batching else "monitoring.prometheus"
-                raise InvalidInput(f"the spec does not enable {section}: there is no {name} to render")
+                raise InvalidInput(
+                    f"the spec does not enable {section}: there is no {name} to render"
+                )
             texts = {name: texts[name]}
         present = {k: v for k, v in texts.items() if v is not None}
         data: dict[str, Any] = {"deployment": spec.name}

@@ -35,7 +35,9 @@ def validate(ctx: typer.Context) -> None:
             models.append(data)
             served = ", ".join(str(v) for v in data["served"]) or "none"
             sigs = sorted({s for v in data["versions"] for s in v.get("signatures", [])})
-            lines.append(f"  {model.name}: serves version(s) {served}; signatures: {', '.join(sigs) or '-'}")
+            lines.append(
+                f"  {model.name}: serves version(s) {served}; signatures: {', '.join(sigs) or '-'}"
+            )
             warnings += [f"{model.name}: {w}" for w in data["warnings"]]
         return Result(
             data={"spec": str(path), "deployment": spec.name, "models": models},

@@ -1,0 +1,228 @@
+"""Model-level operations on a live deployment: add, remove, promote, publish, reload, rollback.
+
+Each runs under the deployment's lock, re-reads the spec file inside it (so
+two runs started together serialize and both changes survive), converges
+the server through the transactional path, and only then writes the spec
+file. A failure leaves the spec file, models.config and the server as they
+were.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tfsops.errors import InvalidInput, OperationFailed
+from tfsops.executor import ApplyOptions, ApplyResult, Executor
+from tfsops.health import wait_until_healthy
+from tfsops.plan.expected import expected_models
+from tfsops.revisions import get_revision
+from tfsops.services import Services, endpoint_for
+from tfsops.spec.edit import (
+    edit_spec,
+    find_model,
+    flow_map,
+    model_entries,
+    new_model_entry,
+    spec_relative,
+    write_spec_text,
+)
+from tfsops.spec.load import load_spec, parse_text, spec_from_data
+from tfsops.spec.model import DeploymentSpec
+from tfsops.state import DeploymentState
+
+
+class ModelOps:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.executor = Executor(services)
+
+    def _change(
+        self, spec_path: Path, mutate: Callable[[Any], None], opts: ApplyOptions, purpose: str
+    ) -> tuple[ApplyResult, DeploymentSpec]:
+        name = load_spec(spec_path).name
+        state = DeploymentState.for_name(name)
+        with self.executor.locked(state, opts, purpose):
+            text, spec = edit_spec(spec_path, mutate)  # re-read under the lock
+            if spec.name != name:
+                raise InvalidInput("the deployment name must not change in the same edit")
+            result = self.executor.converge(
+                spec, text, spec_path, dataclasses.replace(opts, reason=purpose)
+            )
+            write_spec_text(spec_path, text)
+        return result, spec
+
+    # ---- spec edits ---------------------------------------------------------------
+    def add_model(
+        self,
+        spec_path: Path,
+        name: str,
+        path: Path,
+        *,
+        policy: Mapping[str, Any] | None,
+        labels: Mapping[str, int],
+        opts: ApplyOptions,
+    ) -> ApplyResult:
+        def mutate(data: Any) -> None:
+            if any(isinstance(m, Mapping) and m.get("name") == name for m in model_entries(data)):
+                raise InvalidInput(
+                    f"the spec already has a model {name!r}", hint="pick another name"
+                )
+            model_entries(data).append(
+                new_model_entry(name, spec_relative(path, spec_path), policy, labels)
+            )
+
+        return self._change(spec_path, mutate, opts, f"add-model {name}")[0]
+
+    def remove_model(self, spec_path: Path, name: str, opts: ApplyOptions) -> ApplyResult:
+        def mutate(data: Any) -> None:
+            entries = model_entries(data)
+            entry = find_model(data, name)
+            if len(entries) == 1:
+                raise InvalidInput(
+                    f"{name} is the only model; a deployment needs at least one",
+                    hint="use `tfsops down` to remove the deployment",
+                )
+            entries.remove(entry)
+
+        opts = dataclasses.replace(opts, remove=(*opts.remove, name))
+        return self._change(spec_path, mutate, opts, f"remove-model {name}")[0]
+
+    def promote(
+        self, spec_path: Path, model: str, label: str, version: int, opts: ApplyOptions
+    ) -> ApplyResult:
+        """Move a label safely: load the version, wait AVAILABLE, move the label, verify it resolves."""
+
+        def mutate(data: Any) -> None:
+            entry = find_model(data, model)
+            policy = entry.get("policy")
+            if (
+                isinstance(policy, Mapping)
+                and "specific" in policy
+                and version not in policy["specific"]
+            ):
+                policy["specific"].append(version)
+            labels = entry.get("labels")
+            if labels is None:
+                entry["labels"] = flow_map({label: version})
+            else:
+                labels[label] = version
+
+        result, spec = self._change(spec_path, mutate, opts, f"promote {model} {label}={version}")
+        if result.health is not None and opts.wait:
+            client = self.s.serving_factory(endpoint_for(spec))
+            resolved = client.label_version(model, label)
+            if resolved != version:
+                raise OperationFailed(
+                    f"label {label} of {model} resolves to {resolved}, not {version}"
+                )
+        return result
+
+    def reload(self, spec_path: Path, opts: ApplyOptions) -> ApplyResult:
+        spec = load_spec(spec_path)
+        state = DeploymentState.for_name(spec.name)
+        with self.executor.locked(state, opts, "reload"):
+            spec = load_spec(spec_path)
+            text = spec_path.read_text(encoding="utf-8")
+            return self.executor.converge(
+                spec, text, spec_path, dataclasses.replace(opts, reason="reload", force_reload=True)
+            )
+
+    def rollback(
+        self, spec_path: Path, to: int | None, opts: ApplyOptions
+    ) -> tuple[ApplyResult, int]:
+        current = load_spec(spec_path)
+        state = DeploymentState.for_name(current.name)
+        with self.executor.locked(state, opts, "rollback"):
+            revision = get_revision(state, to)
+            text = revision.spec_text
+            spec = spec_from_data(
+                parse_text(text, f"revision {revision.number}", "yaml"),
+                base_dir=spec_path.resolve().parent,
+                source=f"revision {revision.number}",
+            )
+            result = self.executor.converge(
+                spec,
+                text,
+                spec_path,
+                dataclasses.replace(
+                    opts, prune=True, reason=f"rollback to {revision.number}", force_reload=True
+                ),
+            )
+            write_spec_text(spec_path, text)
+        return result, revision.number
+
+    # ---- versions -------------------------------------------------------------------
+    def publish(
+        self, spec_path: Path, model: str, source: Path, version: int | None, opts: ApplyOptions
+    ) -> dict[str, Any]:
+        """Copy a SavedModel in as a new version without the server ever seeing it half-written."""
+        from tfsops.savedmodel.inspect import inspect_version
+        from tfsops.savedmodel.versions import scan_versions, select_versions
+
+        spec = load_spec(spec_path)
+        try:
+            target_model = spec.model(model)
+        except KeyError:
+            raise InvalidInput(
+                f"deployment {spec.name} has no model {model!r}",
+                hint=f"models: {', '.join(m.name for m in spec.models)}",
+            ) from None
+        info = inspect_version(source)  # a SavedModel at all? (exit 3 otherwise)
+        if not any("serve" in mg.tags for mg in info.meta_graphs):
+            raise InvalidInput(
+                f"{source} has no MetaGraph tagged 'serve'; TF Serving cannot load it"
+            )
+        state = DeploymentState.for_name(spec.name)
+        with self.executor.locked(state, opts, f"publish {model}"):
+            scan = scan_versions(target_model.path)
+            number = (
+                version if version is not None else (max(scan.numbers) + 1 if scan.numbers else 1)
+            )
+            if number in scan.numbers:
+                raise InvalidInput(
+                    f"version {number} of {model} exists already in {target_model.path}"
+                )
+            final = target_model.path / str(number)
+            # A non-numeric name is invisible to TF Serving's version scan; rename is atomic.
+            staging = target_model.path / f".tfsops-publish-{number}-{uuid.uuid4().hex[:8]}"
+            try:
+                shutil.copytree(source, staging)
+                for p in [staging, *staging.rglob("*")]:
+                    p.chmod(0o755 if p.is_dir() else 0o644)
+                os.rename(staging, final)
+            except OSError as exc:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise OperationFailed(f"could not copy {source} to {final}: {exc}") from exc
+            served = select_versions([*scan.numbers, number], target_model.policy_kind).served
+            result: dict[str, Any] = {
+                "model": model,
+                "version": number,
+                "path": str(final),
+                "served": number in served,
+            }
+            if number not in served or not opts.wait or self.s.runtime.find(spec.name) is None:
+                return result
+            client = self.s.serving_factory(endpoint_for(spec))
+            expected = expected_models(spec, [model])
+            report = wait_until_healthy(
+                client, expected, timeout=opts.timeout, interval=0.5, clock=self.s.clock
+            )
+            error = report.error(timeout=opts.timeout)
+            if error is not None:
+                # Take the version away again: the server stops aspiring it, the old one keeps serving.
+                aside = target_model.path / f".tfsops-failed-{number}-{int(time.time())}"
+                os.rename(final, aside)
+                raise OperationFailed(
+                    f"version {number} of {model} did not become AVAILABLE: {error.message}",
+                    hint=f"it was moved aside to {aside}; the previous version keeps serving",
+                    details=error.details,
+                ) from None
+            result["health"] = report.to_dict()
+        return result
