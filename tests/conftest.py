@@ -103,34 +103,47 @@ def serving_image() -> str:
 
 @pytest.fixture(scope="session")
 def run_id() -> str:
+    """Label value for resources this session creates directly: ``{TEST_LABEL: run_id}``."""
     return uuid.uuid4().hex[:8]
 
 
+# Deployment names this test session used: only their resources are cleaned up
+# at the end, so concurrent test runs on one engine do not remove each other's.
+SESSION_DEPLOYMENTS: set[str] = set()
+
+
+def remember_deployment(name: str) -> str:
+    SESSION_DEPLOYMENTS.add(name)
+    return name
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _cleanup_labelled(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Remove every container, service, config and network the tests labelled, also after failures."""
+def _cleanup_labelled(run_id: str) -> Iterator[None]:
+    """Remove what the tests created (by label), also after failures."""
     yield
     if _engine_problem() is not None:
         return
     import docker
 
     client = docker.from_env(timeout=60)
+    filters = [TEST_LABEL] + [f"io.tfsops.deployment={n}" for n in sorted(SESSION_DEPLOYMENTS)]
     try:
-        for label in (TEST_LABEL, "io.tfsops.deployment"):
-            try:
-                for svc in client.services.list(filters={"label": label}):
-                    svc.remove()
-            except docker.errors.APIError:
-                pass  # not a swarm manager
-            for c in client.containers.list(all=True, filters={"label": label}):
-                c.remove(force=True)
-            try:
-                for cfg in client.configs.list(filters={"label": label}):
-                    cfg.remove()
-            except docker.errors.APIError:
-                pass
-            for net in client.networks.list(filters={"label": label}):
-                net.remove()
+        for label in filters:
+            for kind in ("services", "containers", "configs", "networks"):
+                try:
+                    collection = getattr(client, kind)
+                    items = (
+                        collection.list(all=True, filters={"label": label})
+                        if kind == "containers"
+                        else collection.list(filters={"label": label})
+                    )
+                    for item in items:
+                        if kind == "containers":
+                            item.remove(force=True)
+                        else:
+                            item.remove()
+                except docker.errors.APIError:
+                    pass  # not a swarm manager, or already gone
     finally:
         client.close()
 

@@ -303,7 +303,7 @@ class Executor:
             self.s.progress(f"image {ref} not present: pulling")
             runtime.pull(ref, self.s.progress)
             labels = runtime.image_labels(ref) or {}
-        warnings += _host_compat(labels, opts.force)
+        warnings += _host_compat(labels, spec, ref, opts.force)
         mine = plan.observed.name if plan.observed else None
         holders = runtime.port_holders()
         from tfsops.adapters.docker_runtime import host_port_free
@@ -343,7 +343,7 @@ class Executor:
         def watch(report: HealthReport) -> None:
             nonlocal last_line
             info = runtime.inspect(container_id)
-            if info is None or info.status in ("exited", "dead"):
+            if info is None or info.status in ("exited", "dead", "restarting") or info.restart_count > 0:
                 raise self._died(container_id, info)
             line = "waiting: " + (
                 "server starting (ports open after the initial load)"
@@ -435,10 +435,13 @@ def _restore_snapshot(state: DeploymentState, files: dict[str, str]) -> None:
         state.write_config_files(files)
 
 
-def _host_compat(labels: dict[str, str], force: bool) -> list[str]:
-    try:
-        from tfsops.build.hostcompat import ensure_image_compatible
-        from tfsops.build.hostfacts import read_host_facts
-    except ImportError:  # pragma: no cover - the build package is part of tfsops
-        return []
-    return list(ensure_image_compatible(labels, read_host_facts(), force))
+def _host_compat(labels: dict[str, str], spec: DeploymentSpec, image: str, force: bool) -> list[str]:
+    """Refuse an image built for CPU flags / CUDA this host lacks (instead of 'Illegal instruction')."""
+    from tfsops.build.hostcompat import ensure_image_compatible
+    from tfsops.build.hostfacts import read_host_facts
+
+    devices = None
+    if spec.gpu is not None and isinstance(spec.gpu.devices, list):
+        ids = spec.gpu.devices
+        devices = [d for d in ids if isinstance(d, int)] if all(isinstance(d, int) for d in ids) else None
+    return list(ensure_image_compatible(labels, read_host_facts(), force, image=image, devices=devices))

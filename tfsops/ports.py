@@ -111,3 +111,4 @@ class ContainerInfo:
     ports: Sequence[tuple[str, int, int]]  # (host_ip, host_port, container_port)
     started_at: str | None = None
     exit_code: int | None = None
+    restart_count: int = 0  # a crash-looping server (restart policy) never shows "exited"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import remember_deployment
 from tests.integration.cli import Tfsops, free_ports
 
 
@@ -23,7 +24,7 @@ def tfsops(tmp_path: Path) -> Tfsops:
 
 @pytest.fixture
 def name() -> str:
-    return f"t{uuid.uuid4().hex[:8]}"
+    return remember_deployment(f"t{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture

@@ -237,8 +237,9 @@ models:
     kept = containers_of(docker_client, name)
     container_ids.extend(c.id for c in kept)
     assert len(kept) == 1
-    for c in kept:
-        c.remove(force=True)
+    assert tfsops("down", "--volumes").code == 0
+    assert containers_of(docker_client, name) == []
+    assert not state.exists()
     spec.unlink()
 
     # GPU on an engine without a GPU runtime: a clear error, no container left.

@@ -84,6 +84,7 @@ def _info(container: Any) -> ContainerInfo:
         ports=ports,
         started_at=state.get("StartedAt"),
         exit_code=state.get("ExitCode"),
+        restart_count=int(attrs.get("RestartCount") or 0),
     )
 
 
