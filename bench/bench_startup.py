@@ -33,20 +33,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = half_plus(Path(tmp) / "m", versions=(1,))
         py = sys.executable
+        spec = Path(tmp) / "tfsops.yaml"
         rows = [
             ("python -c pass (interpreter floor)", [py, "-c", "pass"]),
             ("tfsops --help", [py, "-m", "tfsops", "--help"]),
             ("tfsops inspect MODEL", [py, "-m", "tfsops", "inspect", str(model)]),
-            ("tfsops render config (spec from init)", None),
-            ("import tensorflow_serving.apis.predict_pb2", [py, "-c", "import tensorflow_serving.apis.predict_pb2"]),
+            ("tfsops render config (spec from init)", [py, "-m", "tfsops", "render", "config", "-f", str(spec)]),
+            (
+                "import tensorflow_serving.apis.predict_pb2",
+                [py, "-c", "import tensorflow_serving.apis.predict_pb2"],
+            ),
         ]
-        spec = Path(tmp) / "tfsops.yaml"
-        subprocess.run([py, "-m", "tfsops", "init", "--model-path", str(model), "-o", str(spec)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [py, "-m", "tfsops", "init", "--model-path", str(model), "-o", str(spec)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         print(f"median wall time over {args.runs} runs")
         for label, cmd in rows:
-            if cmd is None:
-                cmd = [py, "-m", "tfsops", "render", "config", "-f", str(spec)]
             print(f"  {label:<46} {median_wall(cmd, args.runs) * 1000:8.0f} ms")
 
 

@@ -99,7 +99,7 @@ class Executor:
     @contextlib.contextmanager
     def locked(self, state: DeploymentState, opts: ApplyOptions, purpose: str) -> Iterator[None]:
         """Hold the deployment's lock; a brand-new deployment that fails leaves no state behind."""
-        self.s.runtime  # engine unreachable -> exit 4 before any file is written
+        _ = self.s.runtime  # engine unreachable -> exit 4 before any file is written
         new_state = not state.exists()
         state.ensure()
         try:

@@ -37,7 +37,7 @@ class Revision:
 
 
 def list_revisions(state: DeploymentState) -> list[Revision]:
-    out = []
+    out: list[Revision] = []
     if not state.revisions_dir.is_dir():
         return out
     for child in state.revisions_dir.iterdir():

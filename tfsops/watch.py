@@ -13,6 +13,7 @@ end it cleanly. Idle, it blocks on a queue: no CPU.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import signal
@@ -204,10 +205,8 @@ class Watcher:
         watcher.start()
         try:
             while not self.stopping.is_set():
-                try:
+                with contextlib.suppress(TfsopsError):
                     self.spec = load_spec(self.spec_path)
-                except TfsopsError:
-                    pass
                 watcher.watch(self.folders(self.spec))
                 if pending:
                     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -63,7 +64,5 @@ def container_ids(docker_client: Any) -> Iterator[list[str]]:
     ids: list[str] = []
     yield ids
     for cid in ids:
-        try:
+        with contextlib.suppress(Exception):
             docker_client.containers.get(cid).remove(force=True)
-        except Exception:
-            pass

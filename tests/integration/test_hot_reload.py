@@ -153,8 +153,8 @@ def test_concurrent_add_model_runs_serialize(
 ) -> None:
     one = tfsops.popen("--json", "add-model", "b", "--path", str(models / "half_plus_three"))
     two = tfsops.popen("--json", "add-model", "c", "--path", str(models / "times_two_plus_one"))
-    out1, err1 = one.communicate(timeout=300)
-    out2, err2 = two.communicate(timeout=300)
+    _, err1 = one.communicate(timeout=300)
+    _, err2 = two.communicate(timeout=300)
     assert one.returncode == 0, err1
     assert two.returncode == 0, err2
     text = deployed.read_text()

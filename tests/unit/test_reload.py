@@ -27,7 +27,9 @@ def disk_for(spec: DeploymentSpec, models_dir: Path) -> dict[str, list[int]]:
     layout = layout_for(spec)
     out = {}
     for m in spec.models:
-        out[layout.base_paths[m.name]] = sorted(int(p.name) for p in m.path.iterdir() if p.name.isdigit())
+        out[layout.base_paths[m.name]] = sorted(
+            int(p.name) for p in m.path.iterdir() if p.name.isdigit()
+        )
     return out
 
 
@@ -37,7 +39,10 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path):  # t
     a = {"name": "a", "path": "half_plus_two"}
     spec = make_spec(models_dir, a)
     full = make_spec(
-        models_dir, a, {"name": "b", "path": "half_plus_three"}, {"name": "c", "path": "times_two_plus_one"}
+        models_dir,
+        a,
+        {"name": "b", "path": "half_plus_three"},
+        {"name": "c", "path": "times_two_plus_one"},
     )
     fake = FakeServing(allow_labels_for_unavailable=True, disk=disk_for(full, models_dir))
     text = render_models_config(spec)
@@ -96,7 +101,9 @@ def test_unloading_a_model_nobody_removed_is_refused(env, models_dir: Path) -> N
     assert 'name: "a"' not in (fake.config_text or "")
 
 
-def test_invalid_model_folder_is_refused_before_any_rpc(env, models_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_model_folder_is_refused_before_any_rpc(
+    env, models_dir: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     fake, services, state, a = env
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -110,7 +117,12 @@ def test_invalid_model_folder_is_refused_before_any_rpc(env, models_dir: Path, t
 def test_moving_a_label_loads_first_then_moves(env, models_dir: Path) -> None:  # type: ignore[no-untyped-def]
     fake, services, state, _a = env
     # A new model "p" serving only version 1, labelled stable.
-    pinned = {"name": "p", "path": "half_plus_two", "policy": {"specific": [1]}, "labels": {"stable": 1}}
+    pinned = {
+        "name": "p",
+        "path": "half_plus_two",
+        "policy": {"specific": [1]},
+        "labels": {"stable": 1},
+    }
     transactional_reload(make_spec(models_dir, pinned), "t", services, state, allow_remove=["a"])
     fake.settle()
     moved = dict(pinned, policy={"specific": [1, 2]}, labels={"stable": 2})

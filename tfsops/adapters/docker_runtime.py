@@ -269,11 +269,8 @@ class DockerRuntime:
             self.client.containers.get(container_id).stop(timeout=timeout)
 
     def remove(self, container_id: str) -> None:
-        with translated(self.url, "removing the container"):
-            try:
-                self.client.containers.get(container_id).remove(force=True)
-            except docker.errors.NotFound:
-                pass
+        with translated(self.url, "removing the container"), contextlib.suppress(docker.errors.NotFound):
+            self.client.containers.get(container_id).remove(force=True)
 
     def rename(self, container_id: str, new_name: str) -> None:
         with translated(self.url, "renaming the container"):

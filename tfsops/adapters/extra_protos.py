@@ -70,7 +70,7 @@ _SSL_FIELDS = [
 
 
 def _file(
-    name: str, messages: dict[str, list[tuple[str, int, int, int, str | None]]], deps: list[str]
+    name: str, messages: dict[str, list[Any]], deps: list[str]
 ) -> descriptor_pb2.FileDescriptorProto:
     fdp = descriptor_pb2.FileDescriptorProto(name=name, package=_PACKAGE, syntax="proto3")
     fdp.dependency.extend(deps)

@@ -91,7 +91,7 @@ def emit_unexpected(command: str, exc: BaseException, *, as_json: bool, verbose:
     if not verbose:
         print("hint: run again with -v for the traceback", file=sys.stderr)
     if as_json:
-        payload = {"type": type(exc).__name__, "message": str(exc), "hint": None, "details": {}}
+        payload: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc), "hint": None, "details": {}}
         dump_json(envelope(command, data=None, exit_code=ExitCode.ERROR, error=payload))
 
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from tfsops.errors import InvalidInput
 from tfsops.ports import ExpectedModel
 from tfsops.spec.model import DeploymentSpec, ModelSpec
 
+if TYPE_CHECKING:
+    from tfsops.savedmodel.validate import ModelDirReport
 
-def check_models(spec: DeploymentSpec, names: Sequence[str] | None = None) -> dict[str, object]:
+
+def check_models(
+    spec: DeploymentSpec, names: Sequence[str] | None = None
+) -> dict[str, ModelDirReport]:
     """Validate each model folder (versions, saved_model.pb, serve tag, labels).
 
     Raises one ``InvalidInput`` (exit 3) listing every problem of every model;

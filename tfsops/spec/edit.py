@@ -6,6 +6,7 @@ The edited text is validated before anyone writes it; the caller writes it
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Callable, Mapping
@@ -113,8 +114,6 @@ def write_spec_text(path: Path, text: str) -> None:
     from tfsops.state import atomic_write
 
     mode = 0o644
-    try:
+    with contextlib.suppress(OSError):
         mode = os.stat(path).st_mode & 0o777
-    except OSError:
-        pass
     atomic_write(path, text, mode=mode)

@@ -8,6 +8,7 @@ the spec file's folder through the validation context (``{"base_dir": ...}``).
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -278,7 +279,7 @@ class Batching(_Strict):
             )
         sizes = self.allowed_batch_sizes
         if sizes:
-            if any(b <= a for a, b in zip(sizes, sizes[1:], strict=False)):
+            if any(b <= a for a, b in itertools.pairwise(sizes)):
                 raise ValueError("allowed_batch_sizes must be strictly increasing")
             if self.max_batch_size is not None and sizes[-1] != self.max_batch_size:
                 raise ValueError(
@@ -379,7 +380,7 @@ class DeploymentSpec(_Strict):
         description=f'Image tag, pinned (default {DEFAULT_VERSION}; never an implicit "latest"); '
         '"-gpu" is added for GPU.',
     )
-    ports: Ports = Field(default_factory=Ports)  # type: ignore[arg-type]
+    ports: Ports = Field(default_factory=Ports)
     gpu: Gpu | None = None
     models: list[ModelSpec] = Field(min_length=1)
     model_roots: list[Path] = Field(

@@ -47,7 +47,9 @@ def doctor(ctx: typer.Context) -> None:
                 f"runtimes {', '.join(engine['runtimes'])}, swarm {engine['swarm']}"
             )
             if gpu_problem:
-                lines.append("         no NVIDIA runtime: GPU deployments need nvidia-container-toolkit")
+                lines.append(
+                    "         no NVIDIA runtime: GPU deployments need nvidia-container-toolkit"
+                )
         except EngineUnreachable as exc:
             problems.append(exc.message)
             lines.append(f"engine   UNREACHABLE: {exc.message}")
@@ -71,12 +73,20 @@ def doctor(ctx: typer.Context) -> None:
         lines.append(f"cpu      {h['cpu_model'] or '?'}: {' '.join(h['cpu_flags'])}")
         gpus = ", ".join(f"{g.get('name')} (sm {g.get('compute_capability')})" for g in h["gpus"])
         lines.append(
-            "gpus     " + (f"{gpus}; driver {h['driver_version']}, CUDA {h['cuda_version']}" if gpus else "none found")
+            "gpus     "
+            + (
+                f"{gpus}; driver {h['driver_version']}, CUDA {h['cuda_version']}"
+                if gpus
+                else "none found"
+            )
         )
         if section["image"] is not None:
             img = section["image"]
             verdict = "fits this host" if img["ok"] else "does NOT fit this host"
-            lines.append(f"image    {image}: {verdict}" + ("" if labels is not None else " (not present locally)"))
+            lines.append(
+                f"image    {image}: {verdict}"
+                + ("" if labels is not None else " (not present locally)")
+            )
             for p in img["problems"]:
                 problems.append(p)
                 lines.append(f"         - {p}")
@@ -87,7 +97,9 @@ def doctor(ctx: typer.Context) -> None:
             port_data = _ports(spec, runtime)
             data["ports"] = port_data
             for entry in port_data:
-                lines.append(f"port     {entry['bind']}:{entry['port']} ({entry['purpose']}): {entry['status']}")
+                lines.append(
+                    f"port     {entry['bind']}:{entry['port']} ({entry['purpose']}): {entry['status']}"
+                )
                 if entry["status"].startswith("taken"):
                     problems.append(f"port {entry['port']} is {entry['status']}")
                     if code == ExitCode.OK:
@@ -131,5 +143,10 @@ def _exposed(runtime: Any) -> list[tuple[str, str]]:
     for info in runtime.list_deployments():
         for ip, port, _cport in info.ports:
             if ip in ("0.0.0.0", "::", ""):
-                out.append((info.labels.get("io.tfsops.deployment", info.name), f"{ip or '0.0.0.0'}:{port}"))
+                out.append(
+                    (
+                        info.labels.get("io.tfsops.deployment", info.name),
+                        f"{ip or '0.0.0.0'}:{port}",
+                    )
+                )
     return out

@@ -97,6 +97,7 @@ def _status(opts: GlobalOptions, command: str) -> Result:
     from tfsops.plan.container import LABEL_DEPLOYMENT
     from tfsops.services import endpoint_for
     from tfsops.spec.load import load_spec as read_spec
+    from tfsops.spec.model import DeploymentSpec
     from tfsops.state import DeploymentState, list_states
 
     services = make_services(opts)
@@ -107,8 +108,8 @@ def _status(opts: GlobalOptions, command: str) -> Result:
     if opts.deployment:
         names = [n for n in names if n == opts.deployment]
     elif opts.spec_file is not None:
-        spec, _ = load_spec(opts)
-        names = [spec.name]
+        given, _ = load_spec(opts)
+        names = [given.name]
     rows = []
     deployments: list[dict[str, Any]] = []
     for name in names:
@@ -126,10 +127,10 @@ def _status(opts: GlobalOptions, command: str) -> Result:
             "uptime": _uptime(info.started_at) if info and info.status == "running" else "",
             "models": [],
         }
+        spec: DeploymentSpec | None = None
         try:
             spec = read_spec(DeploymentState.for_name(name).spec_path())
         except TfsopsError as exc:
-            spec = None
             entry["problem"] = exc.message
         if spec is not None and info is not None and info.status == "running":
             client = services.serving_factory(endpoint_for(spec))

@@ -30,7 +30,7 @@ def validate(ctx: typer.Context) -> None:
         models = []
         for model in spec.models:
             report = reports[model.name]
-            data = report.to_dict()  # type: ignore[attr-defined]
+            data = report.to_dict()
             data["name"] = model.name
             models.append(data)
             served = ", ".join(str(v) for v in data["served"]) or "none"

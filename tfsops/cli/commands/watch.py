@@ -71,6 +71,6 @@ def watch(
         )
         code = watcher.run()
         # The event lines were the output; no envelope after them.
-        raise typer.Exit(code if code in iter(ExitCode) else 1)
+        raise typer.Exit(code if code in {int(c) for c in ExitCode} else 1)
 
     execute(ctx, "watch", action)
