@@ -350,12 +350,26 @@ class SwarmUpdate(_Strict):
     delay: Annotated[float, Field(ge=0)] = 5.0
     order: Literal["start-first", "stop-first"] = "start-first"
     failure_action: Literal["rollback", "pause", "continue"] = "rollback"
+    monitor: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="Seconds a new task is watched for failure before the update goes on."
+    )
 
 
 class Swarm(_Strict):
     replicas: Annotated[int, Field(ge=1, le=1000)] = 1
     placement: list[str] = Field(default_factory=list, description="Placement constraints.")
     update: SwarmUpdate = Field(default_factory=SwarmUpdate)
+    publish: Literal["auto", "ingress", "host", "none"] | None = Field(
+        None,
+        description="How ports are published: auto (default: none for a loopback bind, "
+        "ingress otherwise), ingress (routing mesh), host (one task per node), none.",
+    )
+    healthcheck: bool | None = Field(
+        None, description="A task healthcheck that passes only when every model is AVAILABLE (default on)."
+    )
+    models: Literal["bind", "image"] | None = Field(
+        None, description="bind: mount the model folders (same path on every node); image: baked in."
+    )
 
 
 DEFAULT_VERSION = "2.19.0"

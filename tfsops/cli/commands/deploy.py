@@ -96,6 +96,11 @@ def _apply(opts: GlobalOptions, spec: DeploymentSpec, spec_path: Path, **flags: 
         prune=flags["prune"],
     )
     try:
+        if spec.target == "swarm":
+            from tfsops.swarm.executor import SwarmExecutor
+
+            swarm_result = SwarmExecutor(executor.s).apply(spec, spec_path, options)
+            return Result(data=swarm_result.to_dict(), text=swarm_result.text())
         result = executor.apply(spec, spec_path, options)
     except KeyboardInterrupt:
         raise Interrupted(
@@ -298,6 +303,11 @@ def plan(
         spec = _overrides(spec, image=image, version=version, gpu=gpu, gpu_devices=gpu_devices)
         executor = make_executor(opts)
         try:
+            if spec.target == "swarm":
+                from tfsops.swarm.executor import SwarmExecutor
+
+                swarm_plan = SwarmExecutor(executor.s).plan(spec)
+                return Result(data=swarm_plan.to_dict(), text=swarm_plan.text())
             result = executor.plan(spec)
         finally:
             executor.s.close()

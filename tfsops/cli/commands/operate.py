@@ -57,6 +57,18 @@ def health(
                     hint=f"models: {', '.join(m.name for m in spec.models)}",
                 )
         services = make_services(opts)
+        if spec.target == "swarm":
+            from tfsops.swarm.executor import SwarmExecutor
+
+            swarm_health = SwarmExecutor(services).health(spec, timeout=timeout if wait else 0.0)
+            swarm_error = swarm_health.error(timeout=timeout if wait else None)
+            if swarm_error is not None:
+                print(f"error: {swarm_error.message}", file=sys.stderr)
+            return Result(
+                data=swarm_health.to_dict(),
+                text=swarm_health.text(),
+                exit_code=ExitCode.OK if swarm_error is None else swarm_error.exit_code,
+            )
         client = services.serving_factory(endpoint_for(spec))
         report = wait_until_healthy(
             client,
@@ -111,6 +123,7 @@ def _status(opts: GlobalOptions, command: str) -> Result:
         given, _ = load_spec(opts)
         names = [given.name]
     rows = []
+    swarm_texts: list[str] = []
     deployments: list[dict[str, Any]] = []
     for name in names:
         info = containers.get(name)
@@ -132,7 +145,13 @@ def _status(opts: GlobalOptions, command: str) -> Result:
             spec = read_spec(DeploymentState.for_name(name).spec_path())
         except TfsopsError as exc:
             entry["problem"] = exc.message
-        if spec is not None and info is not None and info.status == "running":
+        if spec is not None and spec.target == "swarm":
+            from tfsops.swarm.executor import SwarmExecutor, status_text
+
+            swarm_status = SwarmExecutor(services).status(spec)
+            entry.update(state="swarm service", swarm=swarm_status)
+            swarm_texts.append(status_text(swarm_status))
+        elif spec is not None and info is not None and info.status == "running":
             client = services.serving_factory(endpoint_for(spec))
             for model in spec.models:
                 try:
@@ -159,11 +178,10 @@ def _status(opts: GlobalOptions, command: str) -> Result:
             [name, entry["state"], entry["image"] or "", ports, entry["uptime"], models_text]
         )
     services.close()
-    text = (
-        table(["DEPLOYMENT", "STATE", "IMAGE", "PORTS", "UP", "MODELS (version:state)"], rows)
-        if rows
-        else "no deployments"
-    )
+    headers = ["DEPLOYMENT", "STATE", "IMAGE", "PORTS", "UP", "MODELS (version:state)"]
+    text = table(headers, rows) if rows else "no deployments"
+    if swarm_texts:
+        text += "\n\n" + "\n\n".join(swarm_texts)
     return Result(data={"deployments": deployments}, text=text)
 
 
@@ -292,13 +310,23 @@ def down(
 
     def action(opts: GlobalOptions) -> Result:
         from tfsops.executor import Executor
+        from tfsops.state import DeploymentState
 
         name = opts.deployment
+        target = None
         if name is None:
             spec, _ = load_spec(opts)
-            name = spec.name
+            name, target = spec.name, spec.target
+        target = target or DeploymentState.for_name(name).read_meta().get("target", "docker")
         executor = Executor(make_services(opts))
         try:
+            if target == "swarm":
+                from tfsops.swarm.executor import SwarmExecutor
+
+                swarm_removed = SwarmExecutor(executor.s).down(name, volumes)
+                return Result(
+                    data=swarm_removed, text=f"{name}: removed the swarm service and its configs"
+                )
             removed = executor.down(name, volumes=volumes)
         finally:
             executor.s.close()

@@ -21,6 +21,8 @@ class What(str, Enum):
     monitoring = "monitoring"
     plan = "plan"
     all = "all"
+    k8s = "k8s"
+    swarm = "swarm"
 
 
 FILE_NAMES = {
@@ -53,7 +55,8 @@ def render(
         str | None, typer.Option("--version", help="Override the image tag.")
     ] = None,
 ) -> None:
-    """Render models.config, batching and monitoring files, and the container plan.
+    """Render models.config, batching and monitoring files, the container plan,
+    Kubernetes manifests (k8s) or the swarm service (swarm).
 
     Every config is checked against TF Serving's own protos before it is shown.
     Without -o the result is printed; with -o DIR the files are written there
@@ -73,6 +76,8 @@ def render(
             spec = with_overrides(
                 spec, image=image, version=version, gpu=gpu, gpu_devices=gpu_devices
             )
+        if what in (What.k8s, What.swarm):
+            return _render_cluster(spec, what, output)
         files = render_all(spec, with_secrets=output is not None)
         state = DeploymentState.for_name(spec.name)
         plan = container_plan(spec, files, state.config_dir)
@@ -115,3 +120,27 @@ def render(
         return Result(data=data, text="\n".join(parts))
 
     execute(ctx, "render", action)
+
+
+def _render_cluster(spec: Any, what: What, output: Path | None) -> Result:
+    """Kubernetes manifests or the swarm service spec: written with -o, else printed."""
+    from tfsops.state import atomic_write
+
+    if what is What.k8s:
+        from tfsops.k8s.render import render_k8s
+
+        files = render_k8s(spec)
+    else:
+        from tfsops.swarm.plan import render_swarm
+
+        files = render_swarm(spec)
+    data: dict[str, Any] = {"deployment": spec.name, "target": what.value}
+    if output is not None:
+        written = []
+        for name, text in files.items():
+            atomic_write(output / name, text)
+            written.append(str(output / name))
+        data["written"] = written
+        return Result(data=data, text="\n".join(f"wrote {w}" for w in written))
+    data["files"] = files
+    return Result(data=data, text="\n".join(f"# ---- {n}\n{t}" for n, t in files.items()))
