@@ -24,7 +24,7 @@ from tfsops.plan.diff import CREATE, HOT_RELOAD, NOOP, RECREATE, START, DeployPl
 from tfsops.plan.expected import check_models, expected_models
 from tfsops.plan.render import RenderedFiles, render_all
 from tfsops.ports import ContainerInfo
-from tfsops.reload import transactional_reload
+from tfsops.reload import repair_interrupted_reload, transactional_reload
 from tfsops.revisions import record_revision
 from tfsops.services import Services, endpoint_for
 from tfsops.spec.model import DeploymentSpec
@@ -117,6 +117,8 @@ class Executor:
         check_models(spec)  # exit 3 before Docker is touched
         files, desired, state = self.desired(spec)
         observed = self.s.runtime.find(spec.name)
+        if observed is not None and observed.status == "running":
+            repair_interrupted_reload(spec, self.s, state)
         plan = compute_plan(
             desired, files.models_config, observed, state.applied_file("models.config")
         )
@@ -343,7 +345,11 @@ class Executor:
         def watch(report: HealthReport) -> None:
             nonlocal last_line
             info = runtime.inspect(container_id)
-            if info is None or info.status in ("exited", "dead", "restarting") or info.restart_count > 0:
+            if (
+                info is None
+                or info.status in ("exited", "dead", "restarting")
+                or info.restart_count > 0
+            ):
                 raise self._died(container_id, info)
             line = "waiting: " + (
                 "server starting (ports open after the initial load)"
@@ -435,7 +441,9 @@ def _restore_snapshot(state: DeploymentState, files: dict[str, str]) -> None:
         state.write_config_files(files)
 
 
-def _host_compat(labels: dict[str, str], spec: DeploymentSpec, image: str, force: bool) -> list[str]:
+def _host_compat(
+    labels: dict[str, str], spec: DeploymentSpec, image: str, force: bool
+) -> list[str]:
     """Refuse an image built for CPU flags / CUDA this host lacks (instead of 'Illegal instruction')."""
     from tfsops.build.hostcompat import ensure_image_compatible
     from tfsops.build.hostfacts import read_host_facts
@@ -443,5 +451,9 @@ def _host_compat(labels: dict[str, str], spec: DeploymentSpec, image: str, force
     devices = None
     if spec.gpu is not None and isinstance(spec.gpu.devices, list):
         ids = spec.gpu.devices
-        devices = [d for d in ids if isinstance(d, int)] if all(isinstance(d, int) for d in ids) else None
-    return list(ensure_image_compatible(labels, read_host_facts(), force, image=image, devices=devices))
+        devices = (
+            [d for d in ids if isinstance(d, int)] if all(isinstance(d, int) for d in ids) else None
+        )
+    return list(
+        ensure_image_compatible(labels, read_host_facts(), force, image=image, devices=devices)
+    )

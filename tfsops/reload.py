@@ -17,11 +17,22 @@ lock held by the caller:
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from tfsops.errors import InvalidInput, OperationFailed, TfsopsError
+from tfsops.errors import (
+    EngineUnreachable,
+    InvalidInput,
+    OperationFailed,
+    ServerStarting,
+    TfsopsError,
+)
 from tfsops.health import HealthReport, wait_until_healthy
 from tfsops.plan.diff import ModelDiff, model_diff, parse_models_config
 from tfsops.plan.expected import check_models, expected_models
@@ -30,7 +41,7 @@ from tfsops.ports import AVAILABLE, ExpectedModel, ServingClient
 from tfsops.revisions import record_revision
 from tfsops.services import Services, endpoint_for
 from tfsops.spec.model import DeploymentSpec
-from tfsops.state import DeploymentState
+from tfsops.state import DeploymentState, StateWriteError, atomic_write
 
 DEFAULT_RPC_TIMEOUT = 60.0
 
@@ -113,6 +124,7 @@ def transactional_reload(
             details={"would_unload": unexpected},
         )
     check_models(spec)
+    repair_interrupted_reload(spec, services, state)
     if diff.empty and not force:
         return ReloadOutcome(changed=False, diff=diff)
 
@@ -121,6 +133,9 @@ def transactional_reload(
     admin = services.admin_factory(endpoint)
     expected = expected_models(spec)
     outcome = ReloadOutcome(changed=True, diff=diff)
+    # Write-ahead: if this process dies between the RPC and the file write, the
+    # next run finds the intent and puts the server back on the file's list.
+    _write_intent(state, desired)
     try:
         staged = render_models_config(staged_labels_config(spec, applied, client))
         services.progress(f"reloading {spec.name}: {len(spec.models)} model(s)")
@@ -148,6 +163,8 @@ def transactional_reload(
         outcome.health = report
     except TfsopsError as exc:
         restored = _restore(admin, applied, rpc_timeout, services)
+        if restored:
+            _clear_intent(state)
         raise OperationFailed(
             f"reload of {spec.name} failed: {exc.message}"
             + ("; the previous model list was restored" if restored else ""),
@@ -155,9 +172,73 @@ def transactional_reload(
             details={"restored": restored, **exc.details},
         ) from exc
     # Only now is the new list live: make a restart reproduce it.
-    state.write_config_files({"models.config": desired}, remove_others=False)
-    outcome.revision = record_revision(state, spec_text, desired, reason).number
+    try:
+        state.write_config_files({"models.config": desired}, remove_others=False)
+    except StateWriteError as exc:
+        # The file keeps the old list; keep the server on it too, so a restart changes nothing.
+        restored = _restore(admin, applied, rpc_timeout, services)
+        if restored:
+            _clear_intent(state)
+        raise OperationFailed(
+            exc.message + ("; the server was put back on the previous model list" if restored else ""),
+            hint=exc.hint,
+            details={"restored": restored},
+        ) from exc
+    _clear_intent(state)
+    try:
+        outcome.revision = record_revision(state, spec_text, desired, reason).number
+    except OSError as exc:
+        services.progress(f"warning: the change is live but its revision was not recorded: {exc}")
     return outcome
+
+
+def _intent_path(state: DeploymentState) -> Path:
+    return state.root / "reload-intent.json"
+
+
+def _write_intent(state: DeploymentState, desired: str) -> None:
+    try:
+        atomic_write(
+            _intent_path(state),
+            json.dumps({"pid": os.getpid(), "started": time.time(), "config": desired}),
+            mode=0o600,
+        )
+    except OSError as exc:
+        raise OperationFailed(
+            f"cannot write to the state folder {state.root}: {exc.strerror or exc}",
+            hint="free disk space or fix the state folder's permissions; nothing was changed",
+        ) from exc
+
+
+def _clear_intent(state: DeploymentState) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        _intent_path(state).unlink()
+
+
+def repair_interrupted_reload(
+    spec: DeploymentSpec, services: Services, state: DeploymentState
+) -> bool:
+    """After a crash between the reload RPC and the file write, the server may serve a list
+    that models.config does not hold. Put it back on the file's list (what a restart would
+    load). Returns True when a repair was needed."""
+    if not _intent_path(state).exists():
+        return False
+    applied = state.applied_file("models.config")
+    if applied:
+        admin = services.admin_factory(endpoint_for(spec))
+        try:
+            admin.reload_config(applied, timeout=DEFAULT_RPC_TIMEOUT)
+        except (ServerStarting, EngineUnreachable):
+            pass  # not running: it will read models.config when it starts
+        except TfsopsError as exc:
+            raise OperationFailed(
+                f"an interrupted reload left {spec.name} out of step with models.config, "
+                f"and re-applying models.config failed: {exc.message}",
+                hint="restart the server (`tfsops apply` after `tfsops down`) to load models.config",
+            ) from exc
+    services.progress(f"repaired an interrupted reload: {spec.name} is back on models.config")
+    _clear_intent(state)
+    return True
 
 
 def _restore(admin: Any, applied: str | None, rpc_timeout: float, services: Services) -> bool:

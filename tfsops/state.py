@@ -24,6 +24,10 @@ from typing import Any
 from tfsops.errors import InvalidInput, OperationFailed
 
 
+class StateWriteError(OperationFailed):
+    """A file in the state folder could not be written (disk full, read-only, permissions)."""
+
+
 def state_root() -> Path:
     explicit = os.environ.get("TFSOPS_STATE_DIR")
     if explicit:
@@ -127,10 +131,17 @@ class DeploymentState:
             return None
 
     def write_config_files(self, files: dict[str, str], *, remove_others: bool = True) -> None:
+        """Write each file atomically; a failure leaves every previous file intact."""
         self.ensure()
         for name, text in files.items():
             mode = 0o600 if name == "ssl.config" else 0o644
-            atomic_write(self.config_dir / name, text, mode=mode)
+            try:
+                atomic_write(self.config_dir / name, text, mode=mode)
+            except OSError as exc:
+                raise StateWriteError(
+                    f"could not write {self.config_dir / name}: {exc.strerror or exc}",
+                    hint="free disk space or fix the state folder's permissions, then run again",
+                ) from exc
         if remove_others:
             for existing in self.config_dir.iterdir():
                 if (
