@@ -75,8 +75,9 @@ def tests(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Performance figures: CLI start-up, deploy vs docker run, health for 1 and 20 models."""
     session.install("-e", ".[test]")
+    env = {"TF_CPP_MIN_LOG_LEVEL": "3"}
     for script in sorted((ROOT / "bench").glob("bench_*.py")):
-        session.run("python", str(script), *session.posargs)
+        session.run("python", str(script), *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON)

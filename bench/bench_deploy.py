@@ -31,8 +31,13 @@ def free_port() -> int:
 
 def tfsops(env: dict[str, str], *args: str) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tfsops", *args], env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "tfsops", *args],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 
@@ -41,14 +46,30 @@ def by_hand(image: str, model: Path, name: str) -> float:
     port = free_port()
     start = time.perf_counter()
     cid = subprocess.run(
-        ["docker", "run", "-d", "-p", f"127.0.0.1:{port}:8501", "-v", f"{model}:/models/{name}:ro",
-         "-e", f"MODEL_NAME={name}", "--label", "io.tfsops.test=bench", image],
-        check=True, capture_output=True, text=True,
+        [
+            "docker",
+            "run",
+            "-d",
+            "-p",
+            f"127.0.0.1:{port}:8501",
+            "-v",
+            f"{model}:/models/{name}:ro",
+            "-e",
+            f"MODEL_NAME={name}",
+            "--label",
+            "io.tfsops.test=bench",
+            image,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     try:
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models/{name}", timeout=2) as r:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/v1/models/{name}", timeout=2
+                ) as r:
                     states = [v["state"] for v in json.loads(r.read())["model_version_status"]]
                 if states and all(s == "AVAILABLE" for s in states):
                     return time.perf_counter() - start
@@ -61,7 +82,9 @@ def by_hand(image: str, model: Path, name: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--image", default=os.environ.get("TFSOPS_TEST_IMAGE", "tfsops-double:latest"))
+    parser.add_argument(
+        "--image", default=os.environ.get("TFSOPS_TEST_IMAGE", "tfsops-double:latest")
+    )
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     from tfsops.example import half_plus
@@ -74,8 +97,21 @@ def main() -> None:
         for i in range(args.runs):
             name = f"bench{i}"
             rest, grpc = free_port(), free_port()
-            deploys.append(tfsops(env, "deploy", name, "--model-path", str(model), "--image", args.image,
-                                  "--rest-port", str(rest), "--grpc-port", str(grpc)))
+            deploys.append(
+                tfsops(
+                    env,
+                    "deploy",
+                    name,
+                    "--model-path",
+                    str(model),
+                    "--image",
+                    args.image,
+                    "--rest-port",
+                    str(rest),
+                    "--grpc-port",
+                    str(grpc),
+                )
+            )
             tfsops(env, "down", "-d", name, "--volumes")
             hands.append(by_hand(args.image, model, "hp"))
         d, h = statistics.median(deploys), statistics.median(hands)
@@ -91,13 +127,19 @@ def main() -> None:
         for count in (1, 20):
             spec = root / f"spec{count}.yaml"
             rest, grpc = free_port(), free_port()
-            lines = [f"name: health{count}", f"image: {args.image}", f"ports: {{rest: {rest}, grpc: {grpc}}}",
-                     "models:"]
+            lines = [
+                f"name: health{count}",
+                f"image: {args.image}",
+                f"ports: {{rest: {rest}, grpc: {grpc}}}",
+                "models:",
+            ]
             lines += [f"  - {{name: m{i:02d}, path: {many / f'm{i:02d}'}}}" for i in range(count)]
             spec.write_text("\n".join(lines) + "\n")
             tfsops(env, "apply", "-f", str(spec), "--timeout", "600")
             times = [tfsops(env, "health", "-f", str(spec)) for _ in range(5)]
-            print(f"  tfsops health, {count:2d} model(s)           {statistics.median(times):6.2f} s (median of 5)")
+            print(
+                f"  tfsops health, {count:2d} model(s)           {statistics.median(times):6.2f} s (median of 5)"
+            )
             tfsops(env, "down", "-f", str(spec), "--volumes")
 
 

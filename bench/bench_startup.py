@@ -38,7 +38,10 @@ def main() -> None:
             ("python -c pass (interpreter floor)", [py, "-c", "pass"]),
             ("tfsops --help", [py, "-m", "tfsops", "--help"]),
             ("tfsops inspect MODEL", [py, "-m", "tfsops", "inspect", str(model)]),
-            ("tfsops render config (spec from init)", [py, "-m", "tfsops", "render", "config", "-f", str(spec)]),
+            (
+                "tfsops render config (spec from init)",
+                [py, "-m", "tfsops", "render", "config", "-f", str(spec)],
+            ),
             (
                 "import tensorflow_serving.apis.predict_pb2",
                 [py, "-c", "import tensorflow_serving.apis.predict_pb2"],
