@@ -126,7 +126,9 @@ def _cleanup_labelled(run_id: str) -> Iterator[None]:
     import docker
 
     client = docker.from_env(timeout=60)
-    filters = [TEST_LABEL] + [f"io.tfsops.deployment={n}" for n in sorted(SESSION_DEPLOYMENTS)]
+    filters = [f"{TEST_LABEL}={run_id}"] + [
+        f"io.tfsops.deployment={n}" for n in sorted(SESSION_DEPLOYMENTS)
+    ]
     try:
         for label in filters:
             for kind in ("services", "containers", "configs", "networks"):

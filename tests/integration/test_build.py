@@ -131,6 +131,7 @@ def test_serving_stage_builds_labels_and_serves(
     built_tag: str,
     models_dir: Path,
     tmp_path: Path,
+    run_id: str,
 ) -> None:
     start = time.monotonic()
     run = tfsops(
@@ -193,7 +194,7 @@ def test_serving_stage_builds_labels_and_serves(
     container = docker_client.containers.run(
         built_tag,
         detach=True,
-        labels={TEST_LABEL: "1"},
+        labels={TEST_LABEL: run_id},
         environment={"MODEL_NAME": "half_plus_two", "TF_CPP_MIN_LOG_LEVEL": "2"},
         volumes={
             str(models_dir / "half_plus_two"): {"bind": "/models/half_plus_two", "mode": "ro"}

@@ -36,6 +36,7 @@ def test_one_liner_lifecycle(
     serving_image: str,
     docker_client: Any,
     tmp_path: Path,
+    run_id: str,
 ) -> None:
     rest_port, grpc_port = ports
     deploy = (
@@ -92,7 +93,7 @@ def test_one_liner_lifecycle(
     assert run.code == 0, run
     [port] = free_ports(1)
     baked = docker_client.containers.run(
-        tag, detach=True, ports={"8501/tcp": ("127.0.0.1", port)}, labels={"io.tfsops.test": "1"}
+        tag, detach=True, ports={"8501/tcp": ("127.0.0.1", port)}, labels={"io.tfsops.test": run_id}
     )
     try:
         deadline = time.monotonic() + 90

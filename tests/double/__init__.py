@@ -1,0 +1,1 @@
+"""The TF Serving test double (image sources) and its unit tests."""
