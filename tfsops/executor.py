@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,11 +90,26 @@ class Executor:
         )
 
     # ---- apply ----------------------------------------------------------------
-    def apply(self, spec: DeploymentSpec, spec_path: Path, opts: ApplyOptions) -> ApplyResult:
-        """Lock the deployment and converge it to ``spec`` (read from ``spec_path``)."""
+    def apply(
+        self,
+        spec: DeploymentSpec,
+        spec_path: Path,
+        opts: ApplyOptions,
+        refresh: Callable[[], DeploymentSpec] | None = None,
+    ) -> ApplyResult:
+        """Lock the deployment and converge it to ``spec`` (read from ``spec_path``).
+
+        ``refresh`` reads the spec again once the lock is held: a run that held the lock
+        before (add-model, ...) may have changed the file since ``spec`` was read.
+        """
         state = DeploymentState.for_name(spec.name)
         with self.locked(state, opts, f"apply {spec.name}"):
-            return self.converge(spec, _read(spec_path), spec_path, opts)
+            text = _read(spec_path)
+            if refresh is not None:
+                spec = refresh()
+                if spec.name != state.name:
+                    raise InvalidInput("the deployment name in the spec changed during apply")
+            return self.converge(spec, text, spec_path, opts)
 
     @contextlib.contextmanager
     def locked(self, state: DeploymentState, opts: ApplyOptions, purpose: str) -> Iterator[None]:

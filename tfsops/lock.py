@@ -7,6 +7,7 @@ fails clearly, naming the holder.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -35,10 +36,14 @@ def deployment_lock(path: Path, *, timeout: float = 120.0, purpose: str = "") ->
                         hint="wait for it to finish, or raise --lock-timeout",
                     ) from None
                 time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.write(
-            fd, json.dumps({"pid": os.getpid(), "purpose": purpose, "since": time.time()}).encode()
-        )
+        # Who holds it, for the message of a run that waits: informational, so a full
+        # disk must not stop the run here (the state writes that matter report it).
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.write(
+                fd,
+                json.dumps({"pid": os.getpid(), "purpose": purpose, "since": time.time()}).encode(),
+            )
         try:
             yield
         finally:

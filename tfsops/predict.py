@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,7 +45,7 @@ def read_json_value(value: str, *, option: str, stdin: TextIO | None = None) -> 
             text = (stdin or sys.stdin).read()
             source = f"{option} (stdin)"
         else:
-            path = Path(name).expanduser()
+            path = Path(os.path.expanduser(name))  # an unknown ~user stays as written
             try:
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:

@@ -113,7 +113,13 @@ class DeploymentState:
         meta = self.read_meta()
         meta.update(updates)
         meta["name"] = self.name
-        atomic_write(self.meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n", mode=0o600)
+        try:
+            atomic_write(self.meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n", mode=0o600)
+        except OSError as exc:
+            raise StateWriteError(
+                f"could not write {self.meta_path}: {exc.strerror or exc}",
+                hint="free disk space or fix the state folder's permissions, then run again",
+            ) from exc
 
     def spec_path(self) -> Path:
         meta = self.read_meta()

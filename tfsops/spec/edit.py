@@ -78,7 +78,7 @@ def find_model(data: Any, name: str) -> Any:
 def spec_relative(path: Path, spec_path: Path) -> str:
     """How to write ``path`` in the spec: relative to the spec's folder when it lies inside it."""
     folder = spec_path.resolve().parent
-    absolute = path.expanduser().resolve()
+    absolute = Path(os.path.expanduser(path)).resolve()  # an unknown ~user stays as is
     try:
         rel = absolute.relative_to(folder)
     except ValueError:

@@ -55,6 +55,8 @@ def parse_text(text: str, source: str, fmt: str) -> Any:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise SpecError([f"TOML syntax error: {exc}"], source=source) from None
+        except RecursionError:
+            raise SpecError(["TOML nested too deeply"], source=source) from None
     import yaml
 
     try:
@@ -66,6 +68,8 @@ def parse_text(text: str, source: str, fmt: str) -> Any:
         raise SpecError([f"YAML syntax error at {where}: {problem}"], source=source) from None
     except yaml.YAMLError as exc:
         raise SpecError([f"YAML error: {exc}"], source=source) from None
+    except RecursionError:  # e.g. thousands of nested brackets
+        raise SpecError(["YAML nested too deeply"], source=source) from None
 
 
 def format_loc(loc: Sequence[int | str], data: Any) -> str:

@@ -156,7 +156,8 @@ class AllPolicy(_Strict):
         return value
 
 
-Version = Annotated[int, Field(ge=0, le=2**63 - 1)]
+INT64_MAX = 2**63 - 1  # batching fields and versions are int64 in TF Serving's protos
+Version = Annotated[int, Field(ge=0, le=INT64_MAX)]
 
 
 class SpecificPolicy(_Strict):
@@ -222,7 +223,7 @@ class ModelSpec(_Strict):
         if isinstance(value, str | Path):
             if str(value).strip() == "":
                 raise ValueError("empty path")
-            path = Path(value).expanduser()
+            path = _expand(value)
             base = (info.context or {}).get("base_dir") if info.context else None
             if not path.is_absolute():
                 path = Path(base or Path.cwd()) / path
@@ -257,17 +258,26 @@ def _normpath(path: Path) -> str:
     return os.path.normpath(str(path))
 
 
+def _expand(value: str | Path) -> Path:
+    """``~`` expanded (an unknown ``~user`` is kept as written); a NUL byte is refused."""
+    import os
+
+    if "\x00" in str(value):  # never in a host path; os calls would raise ValueError later
+        raise ValueError("a path cannot contain a NUL character")
+    return Path(os.path.expanduser(str(value)))
+
+
 class Batching(_Strict):
     """Server-side batching (--enable_batching + --batching_parameters_file)."""
 
     enabled: bool = True
-    max_batch_size: Annotated[int, Field(ge=1)] | None = None
-    batch_timeout_micros: Annotated[int, Field(ge=0)] | None = None
-    max_enqueued_batches: Annotated[int, Field(ge=1)] | None = None
-    num_batch_threads: Annotated[int, Field(ge=1)] | None = None
-    max_execution_batch_size: Annotated[int, Field(ge=1)] | None = None
+    max_batch_size: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
+    batch_timeout_micros: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
+    max_enqueued_batches: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
+    num_batch_threads: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
+    max_execution_batch_size: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
     enable_large_batch_splitting: bool | None = None
-    allowed_batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+    allowed_batch_sizes: list[Annotated[int, Field(ge=1, le=INT64_MAX)]] = Field(default_factory=list)
     pad_variable_length_inputs: bool = False
 
     @model_validator(mode="after")
@@ -318,7 +328,10 @@ def parse_memory(text: str) -> int:
     if not match:
         raise ValueError(f"not a memory size: {text!r} (e.g. 512m, 4g)")
     number, unit = float(match.group(1)), match.group(2).lower()
-    value = int(number * 1024 ** " kmgt".index(unit or " "))
+    scaled = number * 1024 ** " kmgt".index(unit or " ")
+    if not scaled < 2**63:  # also catches inf from a huge digit string
+        raise ValueError(f"{text!r} is too large")
+    value = int(scaled)
     if value < 6 * 1024 * 1024:
         raise ValueError(f"{text!r} is below Docker's minimum of 6m")
     return value
@@ -337,7 +350,7 @@ class Tls(_Strict):
     @classmethod
     def _resolve(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str | Path):
-            path = Path(value).expanduser()
+            path = _expand(value)
             base = (info.context or {}).get("base_dir") if info.context else None
             if not path.is_absolute():
                 path = Path(base or Path.cwd()) / path
@@ -421,7 +434,7 @@ class DeploymentSpec(_Strict):
             out = []
             for item in value:
                 if isinstance(item, str | Path):
-                    path = Path(item).expanduser()
+                    path = _expand(item)
                     if not path.is_absolute():
                         path = Path(base or Path.cwd()) / path
                     out.append(Path(_normpath(path)))
@@ -441,7 +454,9 @@ class DeploymentSpec(_Strict):
                 raise ValueError(f"unknown tensorflow_model_server flag {flag!r}")
             if expected is bool and not isinstance(arg, bool):
                 raise ValueError(f"{flag!r} takes true or false, got {arg!r}")
-            if expected is int and (isinstance(arg, bool) or not isinstance(arg, int)):
+            if expected is int and (
+                isinstance(arg, bool) or not isinstance(arg, int) or not -INT64_MAX <= arg <= INT64_MAX
+            ):
                 raise ValueError(f"{flag!r} takes an integer, got {arg!r}")
             if expected is str:
                 if not isinstance(arg, str):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -82,7 +84,13 @@ def summarize(result: ApplyResult, spec: DeploymentSpec) -> str:
     return "\n".join(lines)
 
 
-def _apply(opts: GlobalOptions, spec: DeploymentSpec, spec_path: Path, **flags: Any) -> Result:
+def _apply(
+    opts: GlobalOptions,
+    spec: DeploymentSpec,
+    spec_path: Path,
+    refresh: Callable[[], DeploymentSpec] | None = None,
+    **flags: Any,
+) -> Result:
     from tfsops.errors import Interrupted
     from tfsops.executor import ApplyOptions
 
@@ -101,7 +109,7 @@ def _apply(opts: GlobalOptions, spec: DeploymentSpec, spec_path: Path, **flags: 
 
             swarm_result = SwarmExecutor(executor.s).apply(spec, spec_path, options)
             return Result(data=swarm_result.to_dict(), text=swarm_result.text())
-        result = executor.apply(spec, spec_path, options)
+        result = executor.apply(spec, spec_path, options, refresh)
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted; the container {spec.container_name} (if created) was left as it is",
@@ -170,7 +178,7 @@ def deploy(
         }
         if model_path:
             spec, spec_path = _flag_spec(name, model_path, rest_port, grpc_port, overrides)
-            return _apply(opts, spec, spec_path, **flags)
+            return _apply(opts, spec, spec_path, None, **flags)
         if name and opts.deployment is None and opts.spec_file is None:
             opts.deployment = name
         spec, spec_path = load_spec(opts)
@@ -185,7 +193,7 @@ def deploy(
             raise InvalidInput(
                 "--rest-port/--grpc-port only go with --model-path; set ports in the spec"
             )
-        return _apply(opts, spec, spec_path, **flags)
+        return _apply(opts, spec, spec_path, _rereader(spec_path, overrides), **flags)
 
     execute(ctx, "deploy", action)
 
@@ -213,7 +221,7 @@ def _flag_spec(
         model_name, sep, path = item.partition("=")
         if not sep:
             model_name, path = name, item
-        models.append((model_name, Path(path).expanduser().resolve()))
+        models.append((model_name, Path(os.path.expanduser(path)).resolve()))
     ports = {}
     if rest_port is not None:
         ports["rest"] = rest_port
@@ -264,14 +272,14 @@ def apply(
 
     def action(opts: GlobalOptions) -> Result:
         spec, spec_path = load_spec(opts)
-        spec = _overrides(
-            spec,
-            image=image,
-            version=version,
-            gpu=gpu,
-            gpu_devices=gpu_devices,
-            gpu_memory_fraction=gpu_memory_fraction,
-        )
+        overrides = {
+            "image": image,
+            "version": version,
+            "gpu": gpu,
+            "gpu_devices": gpu_devices,
+            "gpu_memory_fraction": gpu_memory_fraction,
+        }
+        spec = _overrides(spec, **overrides)
         flags = {
             "wait": wait,
             "timeout": timeout,
@@ -280,9 +288,20 @@ def apply(
             "pull": pull,
             "prune": prune,
         }
-        return _apply(opts, spec, spec_path, **flags)
+        return _apply(opts, spec, spec_path, _rereader(spec_path, overrides), **flags)
 
     execute(ctx, "apply", action)
+
+
+def _rereader(spec_path: Path, overrides: dict[str, Any]) -> Callable[[], DeploymentSpec]:
+    """Read the spec file again (under the deployment lock), with the same overrides."""
+
+    def reread() -> DeploymentSpec:
+        from tfsops.spec.load import load_spec as read_spec
+
+        return _overrides(read_spec(spec_path), **overrides)
+
+    return reread
 
 
 @app.command("plan")
