@@ -345,8 +345,15 @@ class Executor:
 
     # ---- readiness --------------------------------------------------------------
     def _check(self, spec: DeploymentSpec, opts: ApplyOptions) -> HealthReport:
+        """Nothing to change: still, `apply` promises every model AVAILABLE (a CI gate)."""
         client = self.s.serving_factory(endpoint_for(spec))
-        return wait_until_healthy(client, expected_models(spec), timeout=0, clock=self.s.clock)
+        report = wait_until_healthy(
+            client, expected_models(spec), timeout=opts.timeout, interval=0.5, clock=self.s.clock
+        )
+        error = report.error(timeout=opts.timeout)
+        if error is not None:
+            raise error
+        return report
 
     def _wait(
         self, spec: DeploymentSpec, container_id: str, opts: ApplyOptions
