@@ -333,3 +333,39 @@ def test_timeout_exit_6(
     assert run.code == 6, run
     assert run.json["error"]["details"]["health"]["models"][0]["name"] == name
     assert containers_of(docker_client, name) == []
+
+
+def test_ctrl_c_during_the_wait_leaves_the_container_and_says_so(
+    tfsops: Tfsops,
+    name: str,
+    ports: tuple[int, int],
+    models: Path,
+    serving_image: str,
+    docker_client: Any,
+) -> None:
+    import signal
+
+    rest_port, grpc_port = ports
+    proc = tfsops.popen(
+        "deploy",
+        name,
+        "--model-path",
+        str(models / "half_plus_two"),
+        "--image",
+        serving_image,
+        "--rest-port",
+        str(rest_port),
+        "--grpc-port",
+        str(grpc_port),
+    )
+    deadline = time.monotonic() + 60
+    while not containers_of(docker_client, name):  # interrupt once the container exists
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "left as it is" in err
+    assert len(containers_of(docker_client, name)) == 1  # left, as said
+    assert tfsops("down", "-d", name, "--volumes").code == 0
+    assert containers_of(docker_client, name) == []

@@ -89,6 +89,22 @@ SERVER_FLAGS: dict[str, type] = {
 }
 
 
+# Integer flags declared int32 in main.cc (the others are int64).
+INT32_FLAGS = {
+    "rest_api_num_threads",
+    "rest_api_timeout_in_ms",
+    "num_load_threads",
+    "num_unload_threads",
+    "max_num_load_retries",
+    "file_system_poll_wait_seconds",
+    "grpc_max_threads",
+    "num_request_iterations_for_warmup",
+    "num_tflite_pools",
+    "num_tflite_interpreters_per_pool",
+}
+INT32_MAX = 2**31 - 1
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -454,10 +470,11 @@ class DeploymentSpec(_Strict):
                 raise ValueError(f"unknown tensorflow_model_server flag {flag!r}")
             if expected is bool and not isinstance(arg, bool):
                 raise ValueError(f"{flag!r} takes true or false, got {arg!r}")
-            if expected is int and (
-                isinstance(arg, bool) or not isinstance(arg, int) or not -INT64_MAX <= arg <= INT64_MAX
-            ):
-                raise ValueError(f"{flag!r} takes an integer, got {arg!r}")
+            if expected is int:
+                limit = INT32_MAX if flag in INT32_FLAGS else INT64_MAX
+                if isinstance(arg, bool) or not isinstance(arg, int) or not -limit <= arg <= limit:
+                    bits = 32 if flag in INT32_FLAGS else 64
+                    raise ValueError(f"{flag!r} takes a {bits}-bit integer, got {arg!r}")
             if expected is str:
                 if not isinstance(arg, str):
                     raise ValueError(f"{flag!r} takes a string, got {arg!r}")
