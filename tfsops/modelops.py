@@ -46,7 +46,7 @@ class ModelOps:
     def _change(
         self, spec_path: Path, mutate: Callable[[Any], None], opts: ApplyOptions, purpose: str
     ) -> tuple[ApplyResult, DeploymentSpec]:
-        name = load_spec(spec_path).name
+        name = _docker_target(load_spec(spec_path), purpose).name
         state = DeploymentState.for_name(name)
         with self.executor.locked(state, opts, purpose):
             text, spec = edit_spec(spec_path, mutate)  # re-read under the lock
@@ -125,7 +125,7 @@ class ModelOps:
         return result
 
     def reload(self, spec_path: Path, opts: ApplyOptions) -> ApplyResult:
-        spec = load_spec(spec_path)
+        spec = _docker_target(load_spec(spec_path), "reload")
         state = DeploymentState.for_name(spec.name)
         with self.executor.locked(state, opts, "reload"):
             spec = load_spec(spec_path)
@@ -137,7 +137,7 @@ class ModelOps:
     def rollback(
         self, spec_path: Path, to: int | None, opts: ApplyOptions
     ) -> tuple[ApplyResult, int]:
-        current = load_spec(spec_path)
+        current = _docker_target(load_spec(spec_path), "rollback")
         state = DeploymentState.for_name(current.name)
         with self.executor.locked(state, opts, "rollback"):
             revision = get_revision(state, to)
@@ -226,3 +226,13 @@ class ModelOps:
                 ) from None
             result["health"] = report.to_dict()
         return result
+
+
+def _docker_target(spec: DeploymentSpec, purpose: str) -> DeploymentSpec:
+    """Hot changes drive one server's admin RPC; a swarm service changes by rolling update."""
+    if spec.target == "swarm":
+        raise InvalidInput(
+            f"{purpose.split(maxsplit=1)[0]} works on target: docker; {spec.name} is a swarm service",
+            hint="edit the spec and run `tfsops apply`: the change rolls out as a start-first update",
+        )
+    return spec

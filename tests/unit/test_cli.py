@@ -213,3 +213,29 @@ def test_render_and_inspect_do_not_import_the_tensorflow_runtime(
         check=False,
     )
     assert proc.stdout.rstrip().endswith("HEAVY="), proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["add-model", "b", "--path", "/tmp"],
+        ["remove-model", "hp2", "--yes"],
+        ["promote", "hp2", "--label", "stable", "--version", "2"],
+        ["reload"],
+        ["rollback"],
+        ["watch"],
+    ],
+)
+def test_hot_changes_are_refused_for_a_swarm_service(
+    tmp_path: Path, models_dir: Path, args: list[str]
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        f"name: sw\ntarget: swarm\nswarm: {{replicas: 2}}\nmodels:\n"
+        f"  - {{name: hp2, path: {models_dir / 'half_plus_two'}}}\n",
+    )
+    before = spec.read_text()
+    code, out = run("--json", "-f", str(spec), *args)
+    assert code == 3, out
+    assert "swarm" in json.loads(out)["error"]["message"]
+    assert spec.read_text() == before

@@ -52,6 +52,14 @@ def watch(
         from tfsops.watch import EventLog, Watcher, WatchOptions
 
         spec_path = resolve_spec_path(opts)
+        from tfsops.errors import InvalidInput
+        from tfsops.spec.load import load_spec
+
+        if load_spec(spec_path).target == "swarm":
+            raise InvalidInput(
+                "watch drives one server's admin RPC; a swarm service changes by rolling update",
+                hint="run `tfsops apply` after each spec change (e.g. from CI)",
+            )
 
         def write(line: str) -> None:
             print(line, file=sys.stdout, flush=True)
