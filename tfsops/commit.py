@@ -19,7 +19,7 @@ from tfsops.plan.container import server_command
 from tfsops.plan.expected import check_models
 from tfsops.plan.render import render_all, render_models_config
 from tfsops.services import Services
-from tfsops.spec.model import DeploymentSpec, LatestPolicy
+from tfsops.spec.model import DeploymentSpec, LatestPolicy, split_image_ref
 
 LABEL_BAKED = "io.tfsops.baked-from"
 
@@ -82,9 +82,7 @@ def commit_image(
             runtime.put_directory(container_id, model.path, L.MODELS_DIR, model.name)
         config = dict(files.files(), **{"models.config": models_config})
         runtime.put_files(container_id, "/etc", "tfsops", config)
-        repo, _, image_tag = (
-            tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")
-        )
+        repo, image_tag = split_image_ref(tag)
         services.progress(f"committing {repo}:{image_tag}")
         image_id = runtime.commit(container_id, repo, image_tag, changes)
     except TfsopsError:

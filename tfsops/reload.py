@@ -180,7 +180,8 @@ def transactional_reload(
         if restored:
             _clear_intent(state)
         raise OperationFailed(
-            exc.message + ("; the server was put back on the previous model list" if restored else ""),
+            exc.message
+            + ("; the server was put back on the previous model list" if restored else ""),
             hint=exc.hint,
             details={"restored": restored},
         ) from exc

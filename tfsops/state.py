@@ -114,7 +114,9 @@ class DeploymentState:
         meta.update(updates)
         meta["name"] = self.name
         try:
-            atomic_write(self.meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n", mode=0o600)
+            atomic_write(
+                self.meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n", mode=0o600
+            )
         except OSError as exc:
             raise StateWriteError(
                 f"could not write {self.meta_path}: {exc.strerror or exc}",

@@ -20,9 +20,10 @@ import docker.errors
 import docker.types
 import requests.exceptions
 
-from tfsops.errors import EngineUnreachable, InvalidInput, OperationFailed, TfsopsError
+from tfsops.errors import EngineUnreachable, OperationFailed, TfsopsError
 from tfsops.plan.container import LABEL_DEPLOYMENT, ContainerPlan
 from tfsops.ports import ContainerInfo
+from tfsops.spec.model import split_image_ref
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
@@ -156,7 +157,7 @@ class DockerRuntime:
         return sorted(tags)[:limit]
 
     def pull(self, ref: str, progress: Callable[[str], None]) -> None:
-        repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
+        repo, tag = split_image_ref(ref)
         layers: dict[str, tuple[int, int]] = {}
         last = ""
         try:
@@ -205,9 +206,6 @@ class DockerRuntime:
                 return _info(self.client.containers.get(container_id))
             except docker.errors.NotFound:
                 return None
-
-    def name_taken(self, name: str) -> ContainerInfo | None:
-        return self.inspect(name)
 
     def port_holders(self) -> dict[int, str]:
         """Host port -> the running container publishing it."""
@@ -269,7 +267,10 @@ class DockerRuntime:
             self.client.containers.get(container_id).stop(timeout=timeout)
 
     def remove(self, container_id: str) -> None:
-        with translated(self.url, "removing the container"), contextlib.suppress(docker.errors.NotFound):
+        with (
+            translated(self.url, "removing the container"),
+            contextlib.suppress(docker.errors.NotFound),
+        ):
             self.client.containers.get(container_id).remove(force=True)
 
     def rename(self, container_id: str, new_name: str) -> None:
@@ -341,8 +342,3 @@ def host_port_free(host_ip: str, port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def require_valid_ref(ref: str) -> None:
-    if not ref or any(c.isspace() for c in ref):
-        raise InvalidInput(f"not an image reference: {ref!r}")

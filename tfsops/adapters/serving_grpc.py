@@ -595,7 +595,11 @@ class GrpcServingClient:
         request = _metadata_pb2.GetModelMetadataRequest()
         _fill_spec(request.model_spec, model, version=version, label=label)
         request.metadata_field.append("signature_def")
-        what = f"label {label!r} of model {model!r}" if label is not None else f"metadata of model {model!r}"
+        what = (
+            f"label {label!r} of model {model!r}"
+            if label is not None
+            else f"metadata of model {model!r}"
+        )
         try:
             return self._predictions.GetModelMetadata(request, timeout=timeout)
         except grpc.RpcError as exc:

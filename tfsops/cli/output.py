@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -91,7 +91,12 @@ def emit_unexpected(command: str, exc: BaseException, *, as_json: bool, verbose:
     if not verbose:
         print("hint: run again with -v for the traceback", file=sys.stderr)
     if as_json:
-        payload: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc), "hint": None, "details": {}}
+        payload: dict[str, Any] = {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "hint": None,
+            "details": {},
+        }
         dump_json(envelope(command, data=None, exit_code=ExitCode.ERROR, error=payload))
 
 
@@ -115,6 +120,3 @@ class Progress:
     def __call__(self, message: str) -> None:
         if self.enabled:
             print(message, file=self.stream, flush=True)
-
-
-ProgressFn = Callable[[str], None]

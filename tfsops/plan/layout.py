@@ -76,7 +76,11 @@ def layout_for(spec: DeploymentSpec) -> Layout:
     names = [_slug(os.path.basename(r) or "root") for r in roots]
     mounts = []
     for root, slug in zip(roots, names, strict=True):
-        unique = slug if names.count(slug) == 1 else f"{slug}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
+        unique = (
+            slug
+            if names.count(slug) == 1
+            else f"{slug}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
+        )
         mounts.append(RootMount(host=root, target=f"{MODELS_DIR}/{unique}"))
     layout = Layout(roots=tuple(mounts), base_paths={})
     base_paths = {}

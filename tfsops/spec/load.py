@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tfsops.errors import InvalidInput, SpecError
-from tfsops.spec.model import LABEL_PATTERN, NAME_PATTERN, DeploymentSpec
+from tfsops.spec.model import LABEL_PATTERN, NAME_PATTERN, DeploymentSpec, image_has_tag
 
 _PATTERN_MESSAGES = {
     NAME_PATTERN: (
@@ -181,7 +181,7 @@ def with_overrides(
     if image:
         # "--image repo:tag" is used as is; "--image repo" keeps the spec's version.
         data["image"] = image
-        if _has_tag(image):
+        if image_has_tag(image):
             data.pop("version", None)
     if version:
         data["image"] = _strip_tag(str(data.get("image", "tensorflow/serving")))
@@ -201,9 +201,5 @@ def with_overrides(
     return spec_from_data(data, base_dir=Path("/"), source="spec with command-line overrides")
 
 
-def _has_tag(image: str) -> bool:
-    return ":" in image.rsplit("/", 1)[-1]
-
-
 def _strip_tag(image: str) -> str:
-    return image.rsplit(":", 1)[0] if _has_tag(image) else image
+    return image.rsplit(":", 1)[0] if image_has_tag(image) else image

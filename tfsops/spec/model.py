@@ -236,15 +236,9 @@ class ModelSpec(_Strict):
     @field_validator("path", mode="before")
     @classmethod
     def _resolve_path(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, str | Path):
-            if str(value).strip() == "":
-                raise ValueError("empty path")
-            path = _expand(value)
-            base = (info.context or {}).get("base_dir") if info.context else None
-            if not path.is_absolute():
-                path = Path(base or Path.cwd()) / path
-            return Path(_normpath(path))
-        return value
+        if isinstance(value, str | Path) and str(value).strip() == "":
+            raise ValueError("empty path")
+        return _resolve_host_path(value, info)
 
     @model_validator(mode="after")
     def _labels_served(self) -> ModelSpec:
@@ -274,6 +268,31 @@ def _normpath(path: Path) -> str:
     return os.path.normpath(str(path))
 
 
+def _resolve_host_path(value: Any, info: ValidationInfo) -> Any:
+    """A host path from the spec: ``~`` expanded, relative to the spec's folder
+    (validation context ``base_dir``), normalised. Other types pass on to pydantic."""
+    if not isinstance(value, str | Path):
+        return value
+    path = _expand(value)
+    base = (info.context or {}).get("base_dir") if info.context else None
+    if not path.is_absolute():
+        path = Path(base or Path.cwd()) / path
+    return Path(_normpath(path))
+
+
+def image_has_tag(image: str) -> bool:
+    """``repo:tag`` (a registry's ``host:port/`` prefix is not a tag)."""
+    return ":" in image.rsplit("/", 1)[-1]
+
+
+def split_image_ref(ref: str) -> tuple[str, str]:
+    """``repo:tag`` -> (repo, tag); Docker's ``latest`` when no tag is given."""
+    if image_has_tag(ref):
+        repo, _, tag = ref.rpartition(":")
+        return repo, tag
+    return ref, "latest"
+
+
 def _expand(value: str | Path) -> Path:
     """``~`` expanded (an unknown ``~user`` is kept as written); a NUL byte is refused."""
     import os
@@ -293,7 +312,9 @@ class Batching(_Strict):
     num_batch_threads: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
     max_execution_batch_size: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
     enable_large_batch_splitting: bool | None = None
-    allowed_batch_sizes: list[Annotated[int, Field(ge=1, le=INT64_MAX)]] = Field(default_factory=list)
+    allowed_batch_sizes: list[Annotated[int, Field(ge=1, le=INT64_MAX)]] = Field(
+        default_factory=list
+    )
     pad_variable_length_inputs: bool = False
 
     @model_validator(mode="after")
@@ -365,13 +386,7 @@ class Tls(_Strict):
     @field_validator("cert", "key", "ca", mode="before")
     @classmethod
     def _resolve(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, str | Path):
-            path = _expand(value)
-            base = (info.context or {}).get("base_dir") if info.context else None
-            if not path.is_absolute():
-                path = Path(base or Path.cwd()) / path
-            return Path(_normpath(path))
-        return value
+        return _resolve_host_path(value, info)
 
 
 class SwarmUpdate(_Strict):
@@ -394,10 +409,12 @@ class Swarm(_Strict):
         "ingress otherwise), ingress (routing mesh), host (one task per node), none.",
     )
     healthcheck: bool | None = Field(
-        None, description="A task healthcheck that passes only when every model is AVAILABLE (default on)."
+        None,
+        description="A task healthcheck that passes only when every model is AVAILABLE (default on).",
     )
     models: Literal["bind", "image"] | None = Field(
-        None, description="bind: mount the model folders (same path on every node); image: baked in."
+        None,
+        description="bind: mount the model folders (same path on every node); image: baked in.",
     )
 
 
@@ -446,17 +463,7 @@ class DeploymentSpec(_Strict):
     @classmethod
     def _resolve_roots(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, list):
-            base = (info.context or {}).get("base_dir") if info.context else None
-            out = []
-            for item in value:
-                if isinstance(item, str | Path):
-                    path = _expand(item)
-                    if not path.is_absolute():
-                        path = Path(base or Path.cwd()) / path
-                    out.append(Path(_normpath(path)))
-                else:
-                    out.append(item)
-            return out
+            return [_resolve_host_path(item, info) for item in value]
         return value
 
     @field_validator("server_args")
@@ -505,7 +512,7 @@ class DeploymentSpec(_Strict):
 
     @property
     def image_has_tag(self) -> bool:
-        return ":" in self.image.rsplit("/", 1)[-1]
+        return image_has_tag(self.image)
 
     @property
     def image_ref(self) -> str:

@@ -90,7 +90,9 @@ def init(
             model = model_name or model_path.resolve().name
         else:
             path_text, model = "./models/my_model", model_name or "my_model"
-        has_tag = ":" in image.rsplit("/", 1)[-1]
+        from tfsops.spec.model import image_has_tag
+
+        has_tag = image_has_tag(image)
         text = TEMPLATE.format(
             name=name,
             image=image,
