@@ -183,6 +183,7 @@ class Executor:
                 reason=opts.reason,
                 allow_remove=[m.name for m in plan.models.removed],
                 force=opts.force_reload,
+                models_checked=True,
             )
             return ApplyResult(
                 plan,

@@ -111,6 +111,7 @@ def transactional_reload(
     rpc_timeout: float = DEFAULT_RPC_TIMEOUT,
     reason: str = "reload",
     force: bool = False,
+    models_checked: bool = False,
 ) -> ReloadOutcome:
     """Bring the running server to ``spec``'s model list; see the module docstring."""
     desired = render_models_config(spec)
@@ -123,7 +124,8 @@ def transactional_reload(
             hint="remove models explicitly with `tfsops remove-model NAME --yes`",
             details={"would_unload": unexpected},
         )
-    check_models(spec)
+    if not models_checked:  # converge() has just validated every folder
+        check_models(spec)
     repair_interrupted_reload(spec, services, state)
     if diff.empty and not force:
         return ReloadOutcome(changed=False, diff=diff)
