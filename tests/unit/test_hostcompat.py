@@ -164,10 +164,28 @@ def test_compute_capability_coverage() -> None:
 
 
 def test_ptx_only_coverage_is_a_warning() -> None:
-    upstream = p.upstream_image_labels("2.19.0", gpu=True)  # ...,sm_89,compute_90
+    upstream = p.upstream_image_labels("2.19.0", gpu=True)  # sm_50,...,sm_80,compute_90
     report = check_image_compat(upstream, gpu_host(H100, GpuInfo(1, "B200", "10.0")))
     assert report.ok
-    assert len(report.warnings) == 2 and all("JIT-compiled from PTX" in w for w in report.warnings)
+    assert len(report.warnings) == 2
+    assert all("slow, not a crash" in w and "compute_90 PTX" in w for w in report.warnings)
+
+
+def test_blackwell_on_an_image_compiled_up_to_sm_90_is_slow_jit_not_a_crash() -> None:
+    labels = labels_for(gpu=True, version="2.20.0", cuda_capabilities="8.0,9.0")
+    blackwell = GpuInfo(0, "NVIDIA RTX PRO 6000 Blackwell Server Edition", "12.0")
+    report = check_image_compat(labels, gpu_host(blackwell, cuda="12.8", driver="570.133.20"))
+    assert report.ok, report.problems
+    (warning,) = report.warnings
+    assert warning.startswith(
+        "GPU 0 (NVIDIA RTX PRO 6000 Blackwell Server Edition, compute capability 12.0) has no "
+        "precompiled kernels in the image (sm_80,sm_90,compute_90): slow, not a crash"
+    )
+    assert "--cuda-capabilities 12.0" in warning
+    # Without the PTX there is nothing to JIT: that one would crash.
+    sass_only = {**labels, p.LABEL_CUDA_CAPABILITIES: "sm_80,sm_90"}
+    (problem,) = check_image_compat(sass_only, gpu_host(blackwell, cuda="12.8")).problems
+    assert "no kernel image is available" in problem
 
 
 def test_devices_restrict_the_gpu_checks() -> None:
