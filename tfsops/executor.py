@@ -486,6 +486,4 @@ def _host_compat(
         devices = (
             [d for d in ids if isinstance(d, int)] if all(isinstance(d, int) for d in ids) else None
         )
-    return list(
-        ensure_image_compatible(labels, read(), force, image=image, devices=devices)
-    )
+    return list(ensure_image_compatible(labels, read(), force, image=image, devices=devices))

@@ -110,10 +110,14 @@ class BaseImages:
     cudnn: str  # Dockerfile.gpu: "ENV CUDNN_VERSION=<cudnn>"
     tensorrt: str  # Dockerfile.gpu: "ENV TF_TENSORRT_VERSION=<tensorrt>"
     tensorrt_package: str  # Dockerfile.devel-gpu: "libnvinfer8=<tensorrt_package>"
-    nccl_package: str | None  # Dockerfile.devel-gpu: "libnccl2=<nccl_package>" (None: not installed)
+    nccl_package: (
+        str | None
+    )  # Dockerfile.devel-gpu: "libnccl2=<nccl_package>" (None: not installed)
     cuda_compat: bool  # Dockerfile.gpu: installs "cuda-compat-<cuda>"
     bazel: str  # Dockerfile.devel: "ENV BAZEL_VERSION <bazel>"
-    python: str  # Dockerfile.devel: "update-alternatives --install /usr/bin/python3 ... python<python>"
+    python: (
+        str  # Dockerfile.devel: "update-alternatives --install /usr/bin/python3 ... python<python>"
+    )
     deadsnakes: bool  # Dockerfile.devel: "add-apt-repository ppa:deadsnakes/ppa"
     compilers: tuple[str, ...]  # Dockerfile.devel: "gcc-10" / "g++-10" in its apt-get install
     kokoro_cc: str | None  # .bazelrc: "build:kokoro --action_env=CC=..." when Dockerfile.devel
@@ -882,3 +886,23 @@ def upstream_image_labels(version: str, gpu: bool) -> dict[str, str]:
         labels[LABEL_CUDNN_VERSION] = bases.cudnn
         labels[LABEL_CUDA_CAPABILITIES] = bases.cuda_capabilities
     return labels
+
+
+def release_table_markdown() -> str:
+    """README's release table, from ``VERSION_TABLE`` (a unit test keeps the README in step)."""
+    lines = [
+        "| series (read from) | Ubuntu | bazel | CUDA | cuDNN | TensorRT | NCCL "
+        "| `--gpu` config: default capabilities | `--mkl` |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in VERSION_TABLE:
+        gpu = f"`{row.gpu_config}`: `{row.cuda_capabilities}`"
+        if row.gpu_config != GPU_CONFIG:
+            gpu += " (not built by tfsops)"
+        nccl = row.nccl_package.split("-")[0] if row.nccl_package else "-"
+        lines.append(
+            f"| {row.series} ({row.tag}) | {row.ubuntu} | {row.bazel} | {row.cuda} | {row.cudnn} "
+            f"| {row.tensorrt}{'' if row.tensorrt_enabled else ' (not compiled in)'} | {nccl} | {gpu} "
+            f"| {'yes' if row.mkl_options else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"

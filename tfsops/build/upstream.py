@@ -111,13 +111,15 @@ def apt_packages(text: str) -> dict[str, str | None]:
     packages: dict[str, str | None] = {}
     for line in logical_lines(text):
         for segment in line.split("apt-get install")[1:]:
-            for token in segment.split():
-                if token in ("&&", ";", "|", "||") or token.endswith(";"):
+            for raw in segment.split():
+                if raw in ("&&", ";", "|", "||"):
                     break
-                if token.startswith("-"):
-                    continue
-                name, _, pin = _expand(token, env).partition("=")
-                packages[name] = pin or None
+                token = raw.rstrip(";")
+                if token and not token.startswith("-"):
+                    name, _, pin = _expand(token, env).partition("=")
+                    packages[name] = pin or None
+                if raw.endswith(";"):
+                    break
     return packages
 
 
@@ -163,7 +165,9 @@ def read_release(folder: Path) -> dict[str, Any]:
     facts["nccl_package"] = devel_gpu_packages.get("libnccl2")
     facts["cuda_compat"] = any(p.startswith("cuda-compat-") for p in apt_packages(gpu))
     facts["bazel"] = variables(devel).get("BAZEL_VERSION")
-    facts["python"] = _search(r"--install /usr/bin/python3 python3 /usr/bin/python(\d+\.\d+)", devel)
+    facts["python"] = _search(
+        r"--install /usr/bin/python3 python3 /usr/bin/python(\d+\.\d+)", devel
+    )
     facts["deadsnakes"] = "ppa:deadsnakes/ppa" in devel
     facts["compilers"] = tuple(p for p in apt_packages(devel) if re.fullmatch(r"g(cc|\+\+)-\d+", p))
     kokoro = "--config=kokoro" in devel
@@ -243,3 +247,35 @@ def package_gaps(ours: str, upstream: str, exceptions: Iterable[str] = ()) -> Pa
         if pin is not None and p in mine and mine[p] != pin
     )
     return PackageGaps(missing=missing, pins=pins)
+
+
+# Packages upstream's Dockerfiles install that tfsops's deliberately do not, with the reason,
+# by upstream file name. Everything else upstream installs, tfsops installs too.
+_DEVEL_EXCEPTIONS = {
+    "mlocate": "an interactive file search; nothing in the build runs it",
+    "openjdk-8-jdk": "bazel's release binary bundles its own JDK; tfsops installs "
+    "openjdk-11-jdk-headless only",
+    "openjdk-8-jre-headless": "bazel's release binary bundles its own JDK",
+    "openjdk-11-jdk": "tfsops installs openjdk-11-jdk-headless (no GUI libraries)",
+    "openjdk-11-jre-headless": "part of openjdk-11-jdk-headless",
+    "python-dev": "Python 2 headers; nothing in the build uses Python 2",
+    "python-distutils-extra": "Python 2 tooling; nothing in the build uses Python 2",
+    "software-properties-common": "add-apt-repository: tfsops installs it only where it adds "
+    "the deadsnakes PPA (upstream's releases on focal)",
+}
+_SERVING_GPU_EXCEPTIONS = {
+    "build-essential": "a compiler toolchain: the serving image runs a prebuilt binary",
+    "curl": "used by upstream only to fetch setup.sources.sh while building",
+    "libfreetype6-dev": "font headers: the model server does not load FreeType",
+    "pkg-config": "a build tool: the serving image compiles nothing",
+    "software-properties-common": "add-apt-repository: the serving image adds no PPA",
+    "unzip": "a build tool: the serving image unpacks nothing",
+}
+PACKAGE_EXCEPTIONS: dict[str, dict[str, str]] = {
+    "Dockerfile": {},
+    "Dockerfile.mkl": {},
+    "Dockerfile.gpu": _SERVING_GPU_EXCEPTIONS,
+    "Dockerfile.devel": _DEVEL_EXCEPTIONS,
+    "Dockerfile.devel-mkl": _DEVEL_EXCEPTIONS,
+    "Dockerfile.devel-gpu": _DEVEL_EXCEPTIONS,
+}
