@@ -520,3 +520,17 @@ def test_stock_images_are_checked_with_their_own_releases_capabilities() -> None
     )
     with pytest.raises(InvalidInput, match=r"Tesla M60, compute capability 5\.2\) is not covered"):
         ensure_image_compatible({}, m60, force=False, image="tensorflow/serving:2.20.0-gpu")
+
+
+def test_doctor_section_reports_the_gpu_preflight() -> None:
+    old_driver = doctor_section(smi_host("t4-535"), None, image="tensorflow/serving:2.20.0-gpu")
+    image = old_driver["image"]
+    assert image["ok"] is False
+    assert image["needs"]["cuda_version"] == "12.5"
+    assert old_driver["host"]["cuda_version"] == "12.2"
+    assert any("supports CUDA up to 12.2" in problem for problem in image["problems"])
+    blackwell = doctor_section(
+        smi_host("rtxpro6000-575"), None, image="tensorflow/serving:2.20.0-gpu"
+    )
+    assert blackwell["image"]["ok"] is True
+    assert any("slow, not a crash" in w for w in blackwell["image"]["warnings"])
