@@ -543,6 +543,15 @@ def test_cli_dry_run_prints_the_plan() -> None:
     assert "TF_CUDA_COMPUTE_CAPABILITIES=sm_90,compute_90" in result.stdout
 
 
+def test_cli_mkl_dry_run() -> None:
+    result = runner.invoke(app, ["--json", "build", "--mkl", "--version", "2.20.0", "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)["data"]["plan"]
+    assert plan["mkl"] is True and plan["release_table_row"] == "2.20.0"
+    assert plan["bazel_options"] == "--config=mkl --config=release --config=clang_local"
+    assert plan["tag"] == "tfsops/tensorflow-serving:2.20.0-mkl"
+
+
 def test_cli_native_warning_is_in_json_and_stderr() -> None:
     result = runner.invoke(app, ["--json", "build", "--arch", "native", "--dry-run"])
     assert result.exit_code == 0
@@ -559,6 +568,9 @@ def test_cli_native_warning_is_in_json_and_stderr() -> None:
         (["--gpu", "--cuda-capabilities", "nine"], "nine"),
         (["--version", "2.19"], "2.19"),
         (["--tag", "Bad Tag"], "Bad Tag"),
+        (["--mkl", "--gpu"], "--mkl and --gpu"),
+        (["--mkl", "--version", "2.21.0"], "Dockerfile.devel-mkl"),
+        (["--gpu", "--version", "2.14.1"], "cuda_clang"),
     ],
 )
 def test_cli_bad_input_exit_3(args: list[str], needle: str) -> None:

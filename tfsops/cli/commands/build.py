@@ -52,7 +52,7 @@ def build(
             "--tag",
             "-t",
             help="Serving image tag (the devel image gets '<tag>-devel'); default "
-            "tfsops/tensorflow-serving:<version>[-<arch>][-gpu].",
+            "tfsops/tensorflow-serving:<version>[-<arch>][-gpu|-mkl].",
             show_default=False,
         ),
     ] = None,
