@@ -313,8 +313,6 @@ def test_templates_are_found_and_complete() -> None:
         "Dockerfile.devel-gpu.j2",
         "Dockerfile.serving.j2",
         "Dockerfile.serving-gpu.j2",
-        "Dockerfile.devel-mkl.j2",
-        "Dockerfile.serving-mkl.j2",
     } <= names
 
 

@@ -855,8 +855,9 @@ def render_dockerfiles(
         "runtime_base": runtime_base,
         "cuda_devel_packages": gpu_devel_packages(bases),
         "cuda_runtime_packages": gpu_runtime_packages(bases),
+        "mkl": mkl,
     }
-    suffix = "-gpu" if gpu else ("-mkl" if mkl else "")
+    suffix = "-gpu" if gpu else ""
     files = {
         "Dockerfile.devel": f"Dockerfile.devel{suffix}.j2",
         "Dockerfile": f"Dockerfile.serving{suffix}.j2",
