@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tfsops.errors import InvalidInput, OperationFailed, TfsopsError
 from tfsops.health import HealthReport, wait_until_healthy
@@ -29,6 +29,9 @@ from tfsops.revisions import record_revision
 from tfsops.services import Services, endpoint_for
 from tfsops.spec.model import DeploymentSpec
 from tfsops.state import DeploymentState
+
+if TYPE_CHECKING:
+    from tfsops.build.hostcompat import HostFacts
 
 LOG_TAIL = 30
 
@@ -321,7 +324,7 @@ class Executor:
             self.s.progress(f"image {ref} not present: pulling")
             runtime.pull(ref, self.s.progress)
             labels = runtime.image_labels(ref) or {}
-        warnings += _host_compat(labels, spec, ref, opts.force)
+        warnings += _host_compat(labels, spec, ref, opts.force, self.s.host_facts)
         mine = plan.observed.name if plan.observed else None
         holders = runtime.port_holders()
         from tfsops.adapters.docker_runtime import host_port_free
@@ -465,11 +468,17 @@ def _restore_snapshot(state: DeploymentState, files: dict[str, str]) -> None:
 
 
 def _host_compat(
-    labels: dict[str, str], spec: DeploymentSpec, image: str, force: bool
+    labels: dict[str, str],
+    spec: DeploymentSpec,
+    image: str,
+    force: bool,
+    host_facts: Callable[[], HostFacts] | None = None,
 ) -> list[str]:
     """Refuse an image built for CPU flags / CUDA this host lacks (instead of 'Illegal instruction')."""
     from tfsops.build.hostcompat import ensure_image_compatible
     from tfsops.build.hostfacts import read_host_facts
+
+    read = host_facts or read_host_facts
 
     devices = None
     if spec.gpu is not None and isinstance(spec.gpu.devices, list):
@@ -477,6 +486,4 @@ def _host_compat(
         devices = (
             [d for d in ids if isinstance(d, int)] if all(isinstance(d, int) for d in ids) else None
         )
-    return list(
-        ensure_image_compatible(labels, read_host_facts(), force, image=image, devices=devices)
-    )
+    return list(ensure_image_compatible(labels, read(), force, image=image, devices=devices))

@@ -12,6 +12,7 @@ from tfsops.spec.model import DeploymentSpec
 
 if TYPE_CHECKING:
     from tfsops.adapters.docker_runtime import DockerRuntime
+    from tfsops.build.hostcompat import HostFacts
 
 
 def _quiet(_: str) -> None:
@@ -25,6 +26,8 @@ class Services:
     admin_factory: Callable[[Endpoint], ModelAdmin]
     clock: Clock = field(default_factory=SystemClock)
     progress: Callable[[str], None] = _quiet
+    # This host's CPU/GPU facts for deploy's pre-flight (None: read /proc/cpuinfo, nvidia-smi).
+    host_facts: Callable[[], HostFacts] | None = None
     _runtime: Any = None
 
     @property

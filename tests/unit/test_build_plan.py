@@ -54,10 +54,13 @@ CASES: dict[str, tuple[BuildRequest, BuildHost]] = {
     ),
     "gpu-caps": (BuildRequest(gpu=True, cuda_capabilities="8.0,9.0", arch="avx2,fma"), BuildHost()),
     "gpu-default-2.20.0": (BuildRequest(gpu=True, version="2.20.0"), BuildHost()),
-    "gpu-detected-2.14.1": (
-        BuildRequest(gpu=True, version="2.14.1"),
+    "gpu-detected-2.15.1": (
+        BuildRequest(gpu=True, version="2.15.1"),
         BuildHost(gpu_capabilities=("8.6", "8.6")),
     ),
+    "gpu-default-2.19.0": (BuildRequest(gpu=True), BuildHost()),
+    "mkl-2.19.0": (BuildRequest(mkl=True), BuildHost()),
+    "mkl-2.20.0-list": (BuildRequest(mkl=True, version="2.20.0", arch="avx2,fma"), BuildHost()),
 }
 
 
@@ -182,8 +185,12 @@ def test_gpu_build_options_put_the_capabilities_after_cuda_clang() -> None:
 
 
 def test_gpu_capabilities_default_to_upstream_then_to_detected_gpus() -> None:
-    default = plan_build(BuildRequest(gpu=True))
-    assert default.cuda_capabilities == "sm_60,sm_70,sm_80,sm_89,compute_90"
+    default = plan_build(BuildRequest(gpu=True))  # 2.19: .bazelrc still has Maxwell (sm_50)
+    assert default.cuda_capabilities == "sm_50,sm_60,sm_70,sm_80,compute_90"
+    assert (
+        plan_build(BuildRequest(gpu=True, version="2.20.0")).cuda_capabilities
+        == "sm_60,sm_70,sm_80,sm_89,compute_90"
+    )
     detected = plan_build(BuildRequest(gpu=True), BuildHost(gpu_capabilities=("8.9", "8.0")))
     assert detected.cuda_capabilities == "sm_80,sm_89,compute_89"
     assert any("nvidia-smi" in w for w in detected.warnings)
@@ -208,10 +215,8 @@ def test_bad_version_string_is_exit_3(version: str) -> None:
 @pytest.mark.parametrize(
     ("version", "ubuntu", "cuda_base", "warns"),
     [
-        ("2.11.1", "ubuntu:18.04", "nvidia/cuda:11.2.1-base-ubuntu18.04", False),
-        ("2.13.0", "ubuntu:18.04", "nvidia/cuda:11.2.1-base-ubuntu18.04", True),
         ("2.14.1", "ubuntu:20.04", "nvidia/cuda:11.8.0-base-ubuntu20.04", False),
-        ("2.15.0", "ubuntu:20.04", "nvidia/cuda:12.2.0-base-ubuntu20.04", True),
+        ("2.15.0", "ubuntu:20.04", "nvidia/cuda:12.2.0-base-ubuntu20.04", False),
         ("2.17.1", "ubuntu:20.04", "nvidia/cuda:12.2.0-base-ubuntu20.04", False),
         ("2.19.0-rc0", "ubuntu:20.04", "nvidia/cuda:12.2.0-base-ubuntu20.04", False),
         ("2.20.0", "ubuntu:22.04", "nvidia/cuda:12.5.1-base-ubuntu22.04", False),
@@ -228,10 +233,12 @@ def test_version_table(version: str, ubuntu: str, cuda_base: str, warns: bool) -
 
 
 def test_versions_older_than_the_table_and_old_gpu_builds_are_refused() -> None:
-    with pytest.raises(InvalidInput, match=r"2\.11\.0 and later"):
-        plan_build(BuildRequest(version="2.10.1"))
-    with pytest.raises(InvalidInput, match="GPU"):
-        plan_build(BuildRequest(version="2.11.1", gpu=True))
+    with pytest.raises(InvalidInput, match=r"2\.14\.0 and later"):
+        plan_build(BuildRequest(version="2.13.0"))
+    # 2.14's .bazelrc has no cuda_clang config (upstream builds it with --config=cuda, nvcc).
+    with pytest.raises(InvalidInput, match="cuda_clang") as err:
+        plan_build(BuildRequest(version="2.14.1", gpu=True))
+    assert err.value.hint == "use --version 2.15.1 or later for --gpu"
 
 
 @pytest.mark.parametrize(
@@ -288,7 +295,15 @@ def test_upstream_image_labels() -> None:
     assert cpu[p.LABEL_CPU_FLAGS] == "sse4.2,avx" and cpu[p.LABEL_GPU] == "false"
     gpu = p.upstream_image_labels("2.20.0", gpu=True)
     assert gpu[p.LABEL_CUDA_VERSION] == "12.5"
-    assert gpu[p.LABEL_CUDA_CAPABILITIES] == p.UPSTREAM_CUDA_CAPABILITIES
+    assert gpu[p.LABEL_CUDA_CAPABILITIES] == "sm_60,sm_70,sm_80,sm_89,compute_90"
+    # Each stock image gets its own release's list, not the newest one.
+    assert (
+        p.upstream_image_labels("2.19.0", gpu=True)[p.LABEL_CUDA_CAPABILITIES]
+        == "sm_50,sm_60,sm_70,sm_80,compute_90"
+    )
+    old = p.upstream_image_labels("2.14.1", gpu=True)
+    assert old[p.LABEL_BAZEL_OPTIONS] == "--config=cuda --config=release"
+    assert old[p.LABEL_CUDA_CAPABILITIES] == "sm_35,sm_50,sm_60,sm_70,sm_75,compute_80"
 
 
 def test_templates_are_found_and_complete() -> None:
@@ -526,6 +541,15 @@ def test_cli_dry_run_prints_the_plan() -> None:
     assert "TF_CUDA_COMPUTE_CAPABILITIES=sm_90,compute_90" in result.stdout
 
 
+def test_cli_mkl_dry_run() -> None:
+    result = runner.invoke(app, ["--json", "build", "--mkl", "--version", "2.20.0", "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)["data"]["plan"]
+    assert plan["mkl"] is True and plan["release_table_row"] == "2.20.0"
+    assert plan["bazel_options"] == "--config=mkl --config=release --config=clang_local"
+    assert plan["tag"] == "tfsops/tensorflow-serving:2.20.0-mkl"
+
+
 def test_cli_native_warning_is_in_json_and_stderr() -> None:
     result = runner.invoke(app, ["--json", "build", "--arch", "native", "--dry-run"])
     assert result.exit_code == 0
@@ -542,6 +566,9 @@ def test_cli_native_warning_is_in_json_and_stderr() -> None:
         (["--gpu", "--cuda-capabilities", "nine"], "nine"),
         (["--version", "2.19"], "2.19"),
         (["--tag", "Bad Tag"], "Bad Tag"),
+        (["--mkl", "--gpu"], "--mkl and --gpu"),
+        (["--mkl", "--version", "2.21.0"], "Dockerfile.devel-mkl"),
+        (["--gpu", "--version", "2.14.1"], "cuda_clang"),
     ],
 )
 def test_cli_bad_input_exit_3(args: list[str], needle: str) -> None:

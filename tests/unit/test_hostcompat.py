@@ -164,10 +164,28 @@ def test_compute_capability_coverage() -> None:
 
 
 def test_ptx_only_coverage_is_a_warning() -> None:
-    upstream = p.upstream_image_labels("2.19.0", gpu=True)  # ...,sm_89,compute_90
+    upstream = p.upstream_image_labels("2.19.0", gpu=True)  # sm_50,...,sm_80,compute_90
     report = check_image_compat(upstream, gpu_host(H100, GpuInfo(1, "B200", "10.0")))
     assert report.ok
-    assert len(report.warnings) == 2 and all("JIT-compiled from PTX" in w for w in report.warnings)
+    assert len(report.warnings) == 2
+    assert all("slow, not a crash" in w and "compute_90 PTX" in w for w in report.warnings)
+
+
+def test_blackwell_on_an_image_compiled_up_to_sm_90_is_slow_jit_not_a_crash() -> None:
+    labels = labels_for(gpu=True, version="2.20.0", cuda_capabilities="8.0,9.0")
+    blackwell = GpuInfo(0, "NVIDIA RTX PRO 6000 Blackwell Server Edition", "12.0")
+    report = check_image_compat(labels, gpu_host(blackwell, cuda="12.8", driver="570.133.20"))
+    assert report.ok, report.problems
+    (warning,) = report.warnings
+    assert warning.startswith(
+        "GPU 0 (NVIDIA RTX PRO 6000 Blackwell Server Edition, compute capability 12.0) has no "
+        "precompiled kernels in the image (sm_80,sm_90,compute_90): slow, not a crash"
+    )
+    assert "--cuda-capabilities 12.0" in warning
+    # Without the PTX there is nothing to JIT: that one would crash.
+    sass_only = {**labels, p.LABEL_CUDA_CAPABILITIES: "sm_80,sm_90"}
+    (problem,) = check_image_compat(sass_only, gpu_host(blackwell, cuda="12.8")).problems
+    assert "no kernel image is available" in problem
 
 
 def test_devices_restrict_the_gpu_checks() -> None:
@@ -380,3 +398,139 @@ def test_read_host_facts_on_this_machine() -> None:
     assert facts.machine
     if Path("/proc/cpuinfo").exists() and facts.machine == "x86_64":
         assert facts.cpu_flags is not None and "sse4.2" in facts.cpu_flags
+
+
+# -- GPU pre-flight from nvidia-smi output -------------------------------------------------
+#
+# The files in golden/build/nvidia-smi/ follow the output of NVIDIA's nvidia-smi: "<host>.txt"
+# is plain `nvidia-smi` (the table layout of drivers 535 and 550+; the Blackwell name truncated
+# as nvidia-smi truncates long names), "<host>.csv" is `nvidia-smi
+# --query-gpu=name,compute_cap,driver_version --format=csv,noheader` (compute_cap since
+# driver ~510). No GPU is attached to the machines these tests run on.
+
+SMI = Path(__file__).parent / "golden" / "build" / "nvidia-smi"
+
+
+def smi_host(name: str) -> HostFacts:
+    """read_host_facts through its nvidia-smi runner interface, fed a recorded output."""
+    run = _fake_run(
+        {
+            "--query-gpu=name,compute_cap,driver_version": (SMI / f"{name}.csv").read_text(),
+            "": (SMI / f"{name}.txt").read_text(),
+        }
+    )
+    return read_host_facts(CPUINFO_SAMPLE, which=lambda _: "/usr/bin/nvidia-smi", run=run)
+
+
+def test_recorded_nvidia_smi_outputs_are_parsed() -> None:
+    t4 = smi_host("t4-535")
+    assert (t4.driver_version, t4.cuda_version) == ("535.104.05", "12.2")
+    assert t4.gpus == (GpuInfo(0, "Tesla T4", "7.5"),)
+    h100 = smi_host("h100x2-550")
+    assert (h100.driver_version, h100.cuda_version) == ("550.54.15", "12.4")
+    assert [g.compute_capability for g in h100.gpus] == ["9.0", "9.0"]
+    pro = smi_host("rtxpro6000-575")
+    assert (pro.driver_version, pro.cuda_version) == ("575.57.08", "12.9")
+    assert pro.gpus == (GpuInfo(0, "NVIDIA RTX PRO 6000 Blackwell Server Edition", "12.0"),)
+
+
+def test_preflight_driver_too_old_for_the_2_20_image() -> None:
+    with pytest.raises(InvalidInput) as err:
+        ensure_image_compatible(
+            {}, smi_host("t4-535"), force=False, image="tensorflow/serving:2.20.0-gpu"
+        )
+    assert err.value.exit_code == ExitCode.INVALID
+    assert (
+        "the NVIDIA driver 535.104.05 supports CUDA up to 12.2, but the image needs CUDA 12.5 "
+        "(driver >= 555.42.02)" in err.value.message
+    )
+    # The same host runs 2.19's CUDA 12.2 image, with native sm_70 kernels for the T4 (7.5).
+    assert (
+        ensure_image_compatible(
+            {}, smi_host("t4-535"), force=False, image="tensorflow/serving:2.19.0-gpu"
+        )
+        == []
+    )
+
+
+def test_preflight_blackwell_runs_2_19_through_ptx_jit() -> None:
+    warnings = ensure_image_compatible(
+        {}, smi_host("rtxpro6000-575"), force=False, image="tensorflow/serving:2.19.0-gpu"
+    )
+    (warning,) = warnings
+    assert "compute capability 12.0" in warning and "slow, not a crash" in warning
+    assert "compute_90 PTX" in warning
+    labels = labels_for(gpu=True, cuda_capabilities="12.0")
+    assert ensure_image_compatible(labels, smi_host("rtxpro6000-575"), force=False) == []
+
+
+class _ImageOnlyRuntime:
+    """The runtime side deploy's pre-flight uses before anything is created: image labels."""
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.labels = labels
+        self.calls: list[str] = []
+
+    def image_labels(self, ref: str) -> dict[str, str]:
+        self.calls.append(f"image_labels {ref}")
+        return self.labels
+
+
+def test_deploy_preflight_refuses_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tfsops.executor import ApplyOptions, Executor
+    from tfsops.plan.diff import compute_plan
+    from tfsops.services import Services
+    from tfsops.spec.load import spec_from_data
+
+    monkeypatch.setenv("TFSOPS_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "models" / "m" / "1").mkdir(parents=True)
+    spec = spec_from_data(
+        {
+            "name": "gpuapp",
+            "version": "2.20.0",
+            "gpu": {"devices": "all"},
+            "models": [{"name": "m", "path": "models/m"}],
+        },
+        base_dir=tmp_path,
+        source="test",
+    )
+    runtime = _ImageOnlyRuntime({})
+    services = Services(
+        runtime_factory=lambda: runtime,  # type: ignore[arg-type,return-value]
+        serving_factory=None,  # type: ignore[arg-type]
+        admin_factory=None,  # type: ignore[arg-type]
+        host_facts=lambda: smi_host("t4-535"),
+    )
+    executor = Executor(services)
+    files, desired, _state = executor.desired(spec)
+    plan = compute_plan(desired, files.models_config, None, None)
+    assert plan.container.image == "tensorflow/serving:2.20.0-gpu"
+    with pytest.raises(InvalidInput, match=r"supports CUDA up to 12\.2, but the image needs"):
+        executor._preflight(spec, plan, ApplyOptions())
+    assert runtime.calls == ["image_labels tensorflow/serving:2.20.0-gpu"]
+
+
+def test_stock_images_are_checked_with_their_own_releases_capabilities() -> None:
+    """2.19's stock GPU image still has Maxwell kernels (sm_50); 2.20's does not."""
+    m60 = gpu_host(GpuInfo(0, "Tesla M60", "5.2"), cuda="12.9", driver="575.57.08")
+    assert (
+        ensure_image_compatible({}, m60, force=False, image="tensorflow/serving:2.19.0-gpu") == []
+    )
+    with pytest.raises(InvalidInput, match=r"Tesla M60, compute capability 5\.2\) is not covered"):
+        ensure_image_compatible({}, m60, force=False, image="tensorflow/serving:2.20.0-gpu")
+
+
+def test_doctor_section_reports_the_gpu_preflight() -> None:
+    old_driver = doctor_section(smi_host("t4-535"), None, image="tensorflow/serving:2.20.0-gpu")
+    image = old_driver["image"]
+    assert image["ok"] is False
+    assert image["needs"]["cuda_version"] == "12.5"
+    assert old_driver["host"]["cuda_version"] == "12.2"
+    assert any("supports CUDA up to 12.2" in problem for problem in image["problems"])
+    blackwell = doctor_section(
+        smi_host("rtxpro6000-575"), None, image="tensorflow/serving:2.20.0-gpu"
+    )
+    assert blackwell["image"]["ok"] is True
+    assert any("slow, not a crash" in w for w in blackwell["image"]["warnings"])

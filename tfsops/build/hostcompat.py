@@ -280,9 +280,13 @@ def check_image_compat(
                             f"{gpu.compute_capability}"
                         )
                     elif coverage == "ptx":
+                        ptx = max(n for kind, n in targets if kind == "compute" and n <= cc)
                         warnings.append(
                             f"{label} has no precompiled kernels in the image ({caps_label}): "
-                            "they are JIT-compiled from PTX at start-up (slow the first time)"
+                            f"slow, not a crash: the driver JIT-compiles the image's compute_{ptx} "
+                            "PTX for it when the server starts (minutes, cached afterwards in "
+                            "~/.nv/ComputeCache); rebuild with --cuda-capabilities "
+                            f"{gpu.compute_capability} for native kernels"
                         )
     if labels.get(LABEL_VERSION):
         needs["tf_serving_version"] = labels[LABEL_VERSION]

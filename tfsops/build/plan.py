@@ -7,11 +7,13 @@ probing (the caller passes what it knows about the build machine in
 
 - ``--config=release`` = ``--copt=-mavx --copt=-msse4.2`` (upstream's default);
   ``--config=nativeopt`` = ``-march=native -O3``; there is no ``release_gpu``.
-- GPU builds use ``--config=cuda_clang``, whose default
-  ``TF_CUDA_COMPUTE_CAPABILITIES`` is ``sm_60,sm_70,sm_80,sm_89,compute_90``;
+- GPU builds use ``--config=cuda_clang`` (defined from 2.15); its default
+  ``TF_CUDA_COMPUTE_CAPABILITIES`` differs per release (``VERSION_TABLE``);
   a later ``--repo_env`` on the command line overrides it.
 - Two stages: a devel image compiles ``tensorflow_model_server``; the serving
   image copies it from ``TF_SERVING_BUILD_IMAGE``.
+- ``VERSION_TABLE`` holds one row per release series, each value read from
+  upstream's files at the row's tag (see ``BaseImages``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tfsops.errors import InvalidInput
@@ -41,6 +43,7 @@ LABEL_CUDA_VERSION = LABEL_PREFIX + "cuda-version"
 LABEL_CUDNN_VERSION = LABEL_PREFIX + "cudnn-version"
 LABEL_CUDA_CAPABILITIES = LABEL_PREFIX + "cuda-capabilities"
 LABEL_DEVEL_IMAGE = LABEL_PREFIX + "devel-image"
+LABEL_MKL = LABEL_PREFIX + "mkl"
 
 # x86 ISA extensions a user may target, by GCC ``-m`` name -> /proc/cpuinfo name.
 # Order matters: labels and tags list flags in this order.
@@ -77,7 +80,6 @@ _CPUINFO_TO_ISA = {v: k for k, v in ISA_FLAGS.items()}
 
 # What upstream's ``--config=release`` compiles for.
 PORTABLE_CPU_FLAGS: tuple[str, ...] = ("sse4.2", "avx")
-UPSTREAM_CUDA_CAPABILITIES = "sm_60,sm_70,sm_80,sm_89,compute_90"
 
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(-rc\d+)?$")
 _CAPABILITY_RE = re.compile(r"^(\d{1,2})\.(\d)$")
@@ -91,86 +93,158 @@ _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 @dataclass(frozen=True)
 class BaseImages:
-    """Bases and toolchain for a range of TF Serving releases (reference §6.2)."""
+    """One TF Serving release series, as upstream's ``tensorflow_serving/tools/docker`` builds it.
 
-    first: tuple[int, int, int]  # first release the row applies to
-    recorded: str  # the tags upstream's history shows with these bases
-    ubuntu: str
-    codename: str
-    cuda_base: str
-    cuda: str
-    cudnn: str
-    # Minimum Linux driver for this CUDA toolkit (NVIDIA's CUDA release notes).
+    Every value is read from upstream's files at ``tag`` (the comment on each
+    field names the file and the line); ``tests/unit/test_build_plan.py``
+    re-reads ``shared/reference/upstream-docker/<tag>/`` and compares each row.
+    """
+
+    first: tuple[int, int, int]  # first release of the series (MAJOR.MINOR.0)
+    tag: str  # the upstream tag whose files the row was read from
+    ubuntu: str  # Dockerfile: "FROM ubuntu:<ubuntu>[@sha256:...]" (final stage)
+    ubuntu_digest: str | None  # Dockerfile: the "@sha256:..." pin after it, when there is one
+    codename: str  # setup.sources.sh: "llvm-toolchain-<codename>-17" (2.14.1 has none: focal)
+    cuda_base: str  # Dockerfile.gpu: "FROM nvidia/cuda:..." (final stage)
+    cuda: str  # Dockerfile.gpu: "ENV CUDA=<cuda>"
+    cudnn: str  # Dockerfile.gpu: "ENV CUDNN_VERSION=<cudnn>"
+    tensorrt: str  # Dockerfile.gpu: "ENV TF_TENSORRT_VERSION=<tensorrt>"
+    tensorrt_package: str  # Dockerfile.devel-gpu: "libnvinfer8=<tensorrt_package>"
+    nccl_package: (
+        str | None
+    )  # Dockerfile.devel-gpu: "libnccl2=<nccl_package>" (None: not installed)
+    cuda_compat: bool  # Dockerfile.gpu: installs "cuda-compat-<cuda>"
+    bazel: str  # Dockerfile.devel: "ENV BAZEL_VERSION <bazel>"
+    python: (
+        str  # Dockerfile.devel: "update-alternatives --install /usr/bin/python3 ... python<python>"
+    )
+    deadsnakes: bool  # Dockerfile.devel: "add-apt-repository ppa:deadsnakes/ppa"
+    compilers: tuple[str, ...]  # Dockerfile.devel: "gcc-10" / "g++-10" in its apt-get install
+    kokoro_cc: str | None  # .bazelrc: "build:kokoro --action_env=CC=..." when Dockerfile.devel
+    #                        passes --config=kokoro (None: it does not)
+    gpu_config: str  # Dockerfile.devel-gpu: "bazel build ... --config=<gpu_config> --copt=-fPIC"
+    cuda_capabilities: str  # .bazelrc: "build:<gpu_config> ...TF_CUDA_COMPUTE_CAPABILITIES=..."
+    tensorrt_enabled: bool  # .bazelrc: "build:cuda_clang --repo_env TF_NEED_TENSORRT=<0|1>"
+    #                         (2.14.1: Dockerfile.devel-gpu "ENV TF_NEED_TENSORRT 1")
+    hermetic_cuda: str | None  # .bazelrc: "HERMETIC_CUDA_VERSION=..." (None: not hermetic)
+    hermetic_cudnn: str | None  # .bazelrc: "HERMETIC_CUDNN_VERSION=..."
+    mkl_options: str | None  # Dockerfile.devel-mkl: ARG TF_SERVING_BUILD_OPTIONS (None: no file)
+    mkl_iomp5: str | None  # Dockerfile.devel-mkl: "RUN cp -rp <mkl_iomp5> /usr/local/lib/"
+    # Minimum Linux driver for this CUDA toolkit (NVIDIA's CUDA release notes; not in
+    # upstream's files).
     min_driver: str
-    # Bazel: the matching TensorFlow release's .bazelversion (not verified by a build here).
-    bazel: str
-    compilers: tuple[str, ...]
+
+    @property
+    def recorded(self) -> str:
+        return self.tag
 
     @property
     def cpu_base(self) -> str:
         return f"ubuntu:{self.ubuntu}"
 
+    @property
+    def series(self) -> str:
+        return f"{self.first[0]}.{self.first[1]}"
 
-_GCC10 = ("gcc-10", "g++-10")  # TF Serving's .bazelrc names gcc-10 as the host compiler
+
+_GCC10 = ("gcc-10", "g++-10")  # installed by upstream's Dockerfile.devel at 2.17-2.19
+_MKL = "--config=mkl --config=release"
+_IOMP5_HOST_OUT = (
+    "/root/.cache/bazel/_bazel_root/*/execroot/tf_serving/bazel-out/host/bin/"
+    "external/llvm_openmp/libiomp5.so"
+)
+
+_R2_14 = BaseImages(
+    first=(2, 14, 0),
+    tag="2.14.1",
+    ubuntu="20.04",
+    ubuntu_digest=None,
+    codename="focal",
+    cuda_base="nvidia/cuda:11.8.0-base-ubuntu20.04",
+    cuda="11.8",
+    cudnn="8.6.0.163",
+    tensorrt="8.4.3",
+    tensorrt_package="8.4.3-1+cuda11.6",
+    nccl_package=None,
+    cuda_compat=False,
+    bazel="6.1.0",
+    python="3.9",
+    deadsnakes=True,
+    compilers=(),
+    kokoro_cc=None,
+    gpu_config="cuda",  # nvcc; .bazelrc has no cuda_clang config at this tag
+    cuda_capabilities="sm_35,sm_50,sm_60,sm_70,sm_75,compute_80",
+    tensorrt_enabled=True,
+    hermetic_cuda=None,
+    hermetic_cudnn=None,
+    mkl_options=_MKL,
+    mkl_iomp5=_IOMP5_HOST_OUT,
+    min_driver="520.61.05",
+)
+_R2_15 = replace(
+    _R2_14,
+    first=(2, 15, 0),
+    tag="2.15.1",
+    cuda_base="nvidia/cuda:12.2.0-base-ubuntu20.04",
+    cuda="12.2",
+    cudnn="8.9.4.25",
+    tensorrt="8.6.1",
+    tensorrt_package="8.6.1.6-1+cuda12.0",
+    nccl_package="2.18.5-1+cuda12.2",
+    bazel="6.4.0",
+    gpu_config="cuda_clang",
+    cuda_capabilities="sm_50,sm_60,sm_70,sm_80,compute_90",
+    min_driver="535.54.03",
+)
+_R2_18 = replace(
+    _R2_15,
+    first=(2, 18, 0),
+    tag="2.18.1",
+    bazel="6.5.0",
+    compilers=_GCC10,
+    kokoro_cc="/usr/bin/gcc-10",
+    tensorrt_enabled=False,
+    hermetic_cuda="12.2.0",
+    hermetic_cudnn="8.9.4.25",
+)
 
 VERSION_TABLE: tuple[BaseImages, ...] = (
-    BaseImages(
-        first=(2, 11, 0),
-        recorded="2.11.1",
-        ubuntu="18.04",
-        codename="bionic",
-        cuda_base="nvidia/cuda:11.2.1-base-ubuntu18.04",
-        cuda="11.2",
-        cudnn="8.1.0.77",
-        min_driver="460.27.03",
-        bazel="5.3.0",
-        compilers=(),
-    ),
-    BaseImages(
-        first=(2, 14, 0),
-        recorded="2.14.1",
-        ubuntu="20.04",
-        codename="focal",
-        cuda_base="nvidia/cuda:11.8.0-base-ubuntu20.04",
-        cuda="11.8",
-        cudnn="8.6.0.163",
-        min_driver="520.61.05",
-        bazel="6.1.0",
-        compilers=_GCC10,
-    ),
-    BaseImages(
-        first=(2, 15, 0),
-        recorded="2.15.1-2.19.0",
-        ubuntu="20.04",
-        codename="focal",
-        cuda_base="nvidia/cuda:12.2.0-base-ubuntu20.04",
-        cuda="12.2",
-        cudnn="8.9.4.25",
-        min_driver="535.54.03",
-        bazel="6.5.0",
-        compilers=_GCC10,
-    ),
+    _R2_14,
+    _R2_15,
+    replace(_R2_15, first=(2, 16, 0), tag="2.16.1"),
+    replace(_R2_15, first=(2, 17, 0), tag="2.17.1", compilers=_GCC10, kokoro_cc="/usr/bin/gcc"),
+    _R2_18,
+    replace(_R2_18, first=(2, 19, 0), tag="2.19.1"),
     BaseImages(
         first=(2, 20, 0),
-        recorded="2.20.x",
+        tag="2.20.0",
         ubuntu="22.04",
+        ubuntu_digest="sha256:eb29ed27b0821dca09c2e28b39135e185fc1302036427d5f4d70a41ce8fd7659",
         codename="jammy",
         cuda_base="nvidia/cuda:12.5.1-base-ubuntu22.04",
         cuda="12.5",
         cudnn="9.3.0.75",
-        min_driver="555.42.02",
+        tensorrt="8.6.1",
+        tensorrt_package="8.6.1.6-1+cuda12.0",
+        nccl_package="2.25.1-1+cuda12.8",
+        cuda_compat=True,
         bazel="7.4.1",
-        compilers=_GCC10,
+        python="3.10",
+        deadsnakes=False,
+        compilers=(),
+        kokoro_cc=None,
+        gpu_config="cuda_clang",
+        cuda_capabilities="sm_60,sm_70,sm_80,sm_89,compute_90",
+        tensorrt_enabled=False,
+        hermetic_cuda="12.5.1",
+        hermetic_cudnn="9.3.0",
+        mkl_options="--config=mkl --config=release --config=clang_local",
+        mkl_iomp5="/tensorflow-serving/bazel-bin/external/llvm_openmp/libiomp5.so",
+        min_driver="555.42.02",
     ),
 )
-# The range of releases the table records exactly; others get a warning.
-_RECORDED: tuple[tuple[tuple[int, int, int], tuple[int, int, int]], ...] = (
-    ((2, 11, 1), (2, 11, 1)),
-    ((2, 14, 1), (2, 14, 1)),
-    ((2, 15, 1), (2, 19, 0)),
-    ((2, 20, 0), (2, 20, 99)),
-)
-MIN_GPU_UBUNTU = "20.04"  # LLVM 17 (for cuda_clang) has no packages for 18.04
+# tfsops's GPU Dockerfiles compile with --config=cuda_clang (clang 17 for device code).
+GPU_CONFIG = "cuda_clang"
 
 
 @dataclass(frozen=True)
@@ -185,6 +259,7 @@ class BuildRequest:
     jobs: int | None = None
     devel_image: str | None = None  # use this devel image; skip step 1
     runtime_base: str | None = None  # serving image's final base (default per version)
+    mkl: bool = False  # oneDNN (--config=mkl), as upstream's Dockerfile.devel-mkl
 
 
 @dataclass(frozen=True)
@@ -245,6 +320,7 @@ class BuildPlan:
     dockerfiles: Mapping[str, str]  # file name -> text
     steps: tuple[BuildStep, ...]
     warnings: tuple[str, ...] = field(default=())
+    mkl: bool = False
 
     @property
     def builds_devel(self) -> bool:
@@ -257,7 +333,9 @@ class BuildPlan:
             "tf_serving_version": self.version,
             "arch": self.arch,
             "cpu_flags": list(self.cpu_flags),
+            "release_table_row": self.bases.tag,
             "gpu": self.gpu,
+            "mkl": self.mkl,
             "cuda_version": self.bases.cuda if self.gpu else None,
             "cuda_capabilities": self.cuda_capabilities,
             "bazel_options": _join(self.bazel_options, self.build_options),
@@ -287,25 +365,35 @@ def parse_version(text: str) -> tuple[int, int, int]:
 
 
 def bases_for(version: str) -> tuple[BaseImages, list[str]]:
-    """The base-image row for a release, and a warning when the table does not record it."""
+    """The table row for a release (its MAJOR.MINOR series), and a warning when none records it."""
     v = parse_version(version)
     rows = [r for r in VERSION_TABLE if r.first <= v]
+    recorded = ", ".join(r.tag for r in VERSION_TABLE)
     if not rows:
         first = ".".join(map(str, VERSION_TABLE[0].first))
         raise InvalidInput(
             f"--version {version}: tfsops build supports TF Serving {first} and later",
-            hint="recorded releases: " + ", ".join(r.recorded for r in VERSION_TABLE),
+            hint=f"recorded releases: {recorded}",
         )
     row = rows[-1]
     warnings: list[str] = []
-    if not any(lo <= v <= hi for lo, hi in _RECORDED):
+    if row.first[:2] != v[:2]:
         warnings.append(
-            f"TF Serving {version} is not in tfsops's base-image table (recorded: "
-            + ", ".join(r.recorded for r in VERSION_TABLE)
-            + f"); using the bases of {row.recorded} ({row.cpu_base}, {row.cuda_base}): "
-            "check them against upstream's tools/docker/Dockerfile* at that tag"
+            f"TF Serving {version} is not in tfsops's release table (recorded: {recorded}); "
+            f"using the values of {row.tag} ({row.cpu_base}, {row.cuda_base}, bazel "
+            f"{row.bazel}): check them against upstream's tools/docker/Dockerfile* and "
+            ".bazelrc at that tag"
         )
     return row, warnings
+
+
+def release_row(version: str) -> BaseImages | None:
+    """The table row that records ``version``'s series exactly (None: not recorded)."""
+    try:
+        row, warnings = bases_for(version)
+    except InvalidInput:
+        return None
+    return None if warnings else row
 
 
 def normalize_cpu_flags(text: str) -> tuple[str, ...]:
@@ -418,57 +506,102 @@ def _join(*parts: str) -> str:
 # -- the plan -----------------------------------------------------------------
 
 
-def _default_tag(version: str, arch: str, cpu_flags: tuple[str, ...], gpu: bool) -> str:
+def _default_tag(
+    version: str, arch: str, cpu_flags: tuple[str, ...], gpu: bool, mkl: bool = False
+) -> str:
     variant = {"portable": "", "native": "native"}.get(arch, "-".join(cpu_flags))
-    tag = "-".join(p for p in (version, variant, "gpu" if gpu else "") if p)
+    suffix = "gpu" if gpu else ("mkl" if mkl else "")
+    tag = "-".join(p for p in (version, variant, suffix) if p)
     if len(tag) > 128:  # Docker's tag limit; long flag lists get a stable short name
         digest = hashlib.sha256(tag.encode()).hexdigest()[:8]
-        tag = "-".join(p for p in (version, f"custom-{digest}", "gpu" if gpu else "") if p)
+        tag = "-".join(p for p in (version, f"custom-{digest}", suffix) if p)
     return f"{DEFAULT_REPOSITORY}:{tag}"
 
 
-def _gpu_packages(bases: BaseImages) -> tuple[list[str], list[str]]:
-    """(devel packages, runtime packages) for the CUDA/cuDNN of a base row."""
-    cu = bases.cuda.replace(".", "-")
-    cuda_major = bases.cuda.split(".")[0]
+def _cudnn_packages(bases: BaseImages) -> tuple[str, str]:
+    """(runtime, dev) cuDNN package specs, pinned as upstream's Dockerfile.devel-gpu pins them."""
     if bases.cudnn.startswith("9."):
-        cudnn_rt = [f"libcudnn9-cuda-{cuda_major}={bases.cudnn}-1"]
-        cudnn_dev = [f"libcudnn9-dev-cuda-{cuda_major}={bases.cudnn}-1"]
-    else:
-        major = bases.cudnn.split(".")[0]
-        cudnn_rt = [f"libcudnn{major}={bases.cudnn}-1+cuda{bases.cuda}"]
-        cudnn_dev = [f"libcudnn{major}-dev={bases.cudnn}-1+cuda{bases.cuda}"]
-    runtime = [
-        f"cuda-compat-{cu}",  # forward compatibility on data-centre GPUs with older drivers
+        major = bases.cuda.split(".")[0]
+        return (
+            f"libcudnn9-cuda-{major}={bases.cudnn}-1",
+            f"libcudnn9-dev-cuda-{major}={bases.cudnn}-1",
+        )
+    cudnn_major = bases.cudnn.split(".")[0]
+    pin = f"{bases.cudnn}-1+cuda{bases.cuda}"
+    return f"libcudnn{cudnn_major}={pin}", f"libcudnn{cudnn_major}-dev={pin}"
+
+
+def gpu_runtime_packages(bases: BaseImages) -> list[str]:
+    """The NVIDIA packages of the GPU serving image: those of upstream's Dockerfile.gpu.
+
+    ``cuda-libraries`` carries libnvjitlink (cuSPARSE/cuSOLVER need it from CUDA
+    12), ``cuda-nvcc`` the ptxas XLA uses, ``libnvinfer*`` TensorRT. Every
+    package is pinned to the version the devel image builds against, also where
+    upstream's serving Dockerfile leaves it unpinned (2.20: NCCL, cuDNN, TensorRT).
+    """
+    cu = bases.cuda.replace(".", "-")
+    cudnn, _ = _cudnn_packages(bases)
+    trt = bases.tensorrt_package
+    packages = [
+        f"cuda-command-line-tools-{cu}",
         f"cuda-cupti-{cu}",
+        f"cuda-libraries-{cu}",
+        f"cuda-nvcc-{cu}",
+        f"cuda-nvprune-{cu}",
         f"cuda-nvrtc-{cu}",
         f"libcublas-{cu}",
+        cudnn,
         f"libcufft-{cu}",
         f"libcurand-{cu}",
         f"libcusolver-{cu}",
         f"libcusparse-{cu}",
-        "libnccl2",
-        *cudnn_rt,
     ]
-    devel = [
+    if bases.nccl_package:
+        packages.append(f"libnccl2={bases.nccl_package}")
+    packages += [f"libnvinfer8={trt}", f"libnvinfer-plugin8={trt}"]
+    if bases.cuda_compat:
+        packages.append(f"cuda-compat-{cu}")
+    return packages
+
+
+def gpu_devel_packages(bases: BaseImages) -> list[str]:
+    """The NVIDIA packages of the GPU devel image: those of upstream's Dockerfile.devel-gpu."""
+    cu = bases.cuda.replace(".", "-")
+    cudnn, cudnn_dev = _cudnn_packages(bases)
+    trt = bases.tensorrt_package
+    packages = [
         f"cuda-command-line-tools-{cu}",
         f"cuda-cudart-dev-{cu}",
-        f"cuda-cupti-{cu}",
-        f"cuda-libraries-dev-{cu}",
         f"cuda-nvcc-{cu}",
-        f"cuda-nvml-dev-{cu}",
+        f"cuda-cupti-{cu}",
         f"cuda-nvprune-{cu}",
-        f"libcublas-dev-{cu}",
-        f"libcufft-dev-{cu}",
-        f"libcurand-dev-{cu}",
+        f"cuda-libraries-{cu}",
+        f"cuda-libraries-dev-{cu}",
+        f"cuda-nvml-dev-{cu}",
+        f"libcufft-{cu}",
+        f"libcurand-{cu}",
         f"libcusolver-dev-{cu}",
         f"libcusparse-dev-{cu}",
-        "libnccl-dev",
-        "libnccl2",
-        *cudnn_rt,
-        *cudnn_dev,
+        f"libcublas-{cu}",
+        f"libcublas-dev-{cu}",
     ]
-    return devel, runtime
+    if bases.cuda_compat:
+        packages.append(f"cuda-compat-{cu}")
+    if bases.nccl_package:
+        packages += [f"libnccl-dev={bases.nccl_package}", f"libnccl2={bases.nccl_package}"]
+    packages += [
+        cudnn_dev,
+        cudnn,
+        f"libnvinfer-plugin8={trt}",
+        f"libnvinfer8={trt}",
+        f"libnvinfer-dev={trt}",
+        f"libnvinfer-headers-dev={trt}",
+        f"libnvinfer-plugin-dev={trt}",
+        f"libnvinfer-headers-plugin-dev={trt}",
+        f"libcufft-dev-{cu}",
+        f"libcurand-dev-{cu}",
+    ]
+    return packages
 
 
 def plan_build(request: BuildRequest, host: BuildHost | None = None) -> BuildPlan:
@@ -515,14 +648,19 @@ def plan_build(request: BuildRequest, host: BuildHost | None = None) -> BuildPla
         cpu_flags = normalize_cpu_flags(arch_text)
         arch_options = " ".join(f"--copt=-m{f}" for f in cpu_flags)
 
+    if request.mkl:
+        arch_options = _mkl_options(request, bases, arch_options)
+
     # GPU: cuda_clang and the compute capabilities to compile kernels for.
     capabilities: str | None = None
     if request.gpu:
-        if bases.ubuntu < MIN_GPU_UBUNTU:
+        if bases.gpu_config != GPU_CONFIG:
+            first_gpu = next(r.tag for r in VERSION_TABLE if r.gpu_config == GPU_CONFIG)
             raise InvalidInput(
-                f"--gpu --version {version}: tfsops's GPU Dockerfiles need TF Serving 2.14+ "
-                f"(its CUDA base is Ubuntu {bases.ubuntu}, which has no LLVM 17 for cuda_clang)",
-                hint="use --version 2.14.1 or later",
+                f"--gpu --version {version}: tfsops's GPU Dockerfiles build with "
+                f"--config={GPU_CONFIG}, which TF Serving's .bazelrc at {bases.tag} does not "
+                f"define (upstream builds that release with --config={bases.gpu_config} and nvcc)",
+                hint=f"use --version {first_gpu} or later for --gpu",
             )
         if request.cuda_capabilities:
             capabilities = cuda_capability_targets(request.cuda_capabilities)
@@ -533,7 +671,7 @@ def plan_build(request: BuildRequest, host: BuildHost | None = None) -> BuildPla
                 f"({capabilities}, from nvidia-smi); pass --cuda-capabilities to cover others"
             )
         else:
-            capabilities = UPSTREAM_CUDA_CAPABILITIES
+            capabilities = bases.cuda_capabilities
         # The --repo_env must come after --config=cuda_clang: the later one wins.
         build_options = _join(
             "--config=cuda_clang",
@@ -553,7 +691,7 @@ def plan_build(request: BuildRequest, host: BuildHost | None = None) -> BuildPla
         tag_part = tag_part or "latest"
         serving_tag = f"{repo}:{tag_part}"
     else:
-        serving_tag = _default_tag(version, arch, cpu_flags, request.gpu)
+        serving_tag = _default_tag(version, arch, cpu_flags, request.gpu, request.mkl)
         repo, tag_part_opt = split_reference(serving_tag)
         tag_part = tag_part_opt or "latest"
     if len(tag_part) + len("-devel") > 128:
@@ -578,6 +716,8 @@ def plan_build(request: BuildRequest, host: BuildHost | None = None) -> BuildPla
     if arch == "native" and host.cpu_model:
         labels[LABEL_CPU_MODEL] = host.cpu_model
     labels[LABEL_GPU] = "true" if request.gpu else "false"
+    if request.mkl:
+        labels[LABEL_MKL] = "true"
     if request.gpu and capabilities:
         labels[LABEL_CUDA_VERSION] = bases.cuda
         labels[LABEL_CUDNN_VERSION] = bases.cudnn
@@ -591,6 +731,7 @@ def plan_build(request: BuildRequest, host: BuildHost | None = None) -> BuildPla
         bazel_options=bazel_options,
         devel_tag=devel_tag,
         runtime_base=runtime_base,
+        mkl=request.mkl,
     )
     common_args = {
         "TF_SERVING_VERSION_GIT_BRANCH": version,
@@ -642,7 +783,39 @@ def plan_build(request: BuildRequest, host: BuildHost | None = None) -> BuildPla
         dockerfiles=dockerfiles,
         steps=tuple(steps),
         warnings=tuple(warnings),
+        mkl=request.mkl,
     )
+
+
+def _mkl_options(request: BuildRequest, bases: BaseImages, arch_options: str) -> str:
+    """Upstream's Dockerfile.devel-mkl build options, with ``--config=release`` -> ``arch_options``.
+
+    Refused (exit 3) with --gpu (upstream has no GPU oneDNN image), for a
+    release the table does not record, and where upstream ships no
+    ``Dockerfile.devel-mkl`` at that tag.
+    """
+    version = request.version.strip()
+    if request.gpu:
+        raise InvalidInput(
+            "--mkl and --gpu cannot be combined: upstream's Dockerfile.devel-mkl is a CPU build",
+            hint="drop one of them",
+        )
+    if release_row(version) is None:
+        raise InvalidInput(
+            f"--mkl --version {version}: tfsops does not know whether upstream still builds "
+            f"Dockerfile.devel-mkl at {version} (its release table records "
+            + ", ".join(r.tag for r in VERSION_TABLE)
+            + ")",
+            hint="pick a recorded release, or drop --mkl",
+        )
+    if not bases.mkl_options:
+        raise InvalidInput(
+            f"--mkl --version {version}: upstream ships no Dockerfile.devel-mkl at {bases.tag}",
+            hint="drop --mkl",
+        )
+    parts = bases.mkl_options.split()
+    out = [arch_options if p == "--config=release" else p for p in parts]
+    return _join(*out)
 
 
 def render_dockerfiles(
@@ -654,6 +827,7 @@ def render_dockerfiles(
     bazel_options: str,
     devel_tag: str,
     runtime_base: str,
+    mkl: bool = False,
 ) -> dict[str, str]:
     """Render ``Dockerfile.devel`` and ``Dockerfile`` (serving) from ``dockerfiles/``.
 
@@ -672,7 +846,6 @@ def render_dockerfiles(
         lstrip_blocks=True,
         autoescape=False,  # Dockerfiles, not HTML
     )
-    devel_packages, runtime_packages = _gpu_packages(bases)
     context: dict[str, Any] = {
         "version": version,
         "bases": bases,
@@ -680,8 +853,9 @@ def render_dockerfiles(
         "bazel_options": bazel_options,
         "devel_tag": devel_tag,
         "runtime_base": runtime_base,
-        "cuda_devel_packages": devel_packages,
-        "cuda_runtime_packages": runtime_packages,
+        "cuda_devel_packages": gpu_devel_packages(bases),
+        "cuda_runtime_packages": gpu_runtime_packages(bases),
+        "mkl": mkl,
     }
     suffix = "-gpu" if gpu else ""
     files = {
@@ -708,8 +882,28 @@ def upstream_image_labels(version: str, gpu: bool) -> dict[str, str]:
         LABEL_GPU: "true" if gpu else "false",
     }
     if gpu:
-        labels[LABEL_BAZEL_OPTIONS] = "--config=cuda_clang --config=release"
+        labels[LABEL_BAZEL_OPTIONS] = f"--config={bases.gpu_config} --config=release"
         labels[LABEL_CUDA_VERSION] = bases.cuda
         labels[LABEL_CUDNN_VERSION] = bases.cudnn
-        labels[LABEL_CUDA_CAPABILITIES] = UPSTREAM_CUDA_CAPABILITIES
+        labels[LABEL_CUDA_CAPABILITIES] = bases.cuda_capabilities
     return labels
+
+
+def release_table_markdown() -> str:
+    """README's release table, from ``VERSION_TABLE`` (a unit test keeps the README in step)."""
+    lines = [
+        "| series (read from) | Ubuntu | bazel | CUDA | cuDNN | TensorRT | NCCL "
+        "| `--gpu` config: default capabilities | `--mkl` |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in VERSION_TABLE:
+        gpu = f"`{row.gpu_config}`: `{row.cuda_capabilities}`"
+        if row.gpu_config != GPU_CONFIG:
+            gpu += " (not built by tfsops)"
+        nccl = row.nccl_package.split("-")[0] if row.nccl_package else "-"
+        lines.append(
+            f"| {row.series} ({row.tag}) | {row.ubuntu} | {row.bazel} | {row.cuda} | {row.cudnn} "
+            f"| {row.tensorrt}{'' if row.tensorrt_enabled else ' (not compiled in)'} | {nccl} | {gpu} "
+            f"| {'yes' if row.mkl_options else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -26,12 +26,20 @@ def build(
     gpu: Annotated[
         bool, typer.Option("--gpu", help="Build the CUDA image (--config=cuda_clang).")
     ] = False,
+    mkl: Annotated[
+        bool,
+        typer.Option(
+            "--mkl",
+            help="Build with oneDNN (--config=mkl), as upstream's Dockerfile.devel-mkl; "
+            "CPU only, refused (exit 3) where tfsops's release table has no such file.",
+        ),
+    ] = False,
     cuda_capabilities: Annotated[
         str | None,
         typer.Option(
             "--cuda-capabilities",
             help="GPU compute capabilities to compile for, e.g. 8.0,9.0 (default: this host's "
-            "GPUs from nvidia-smi, else upstream's sm_60..compute_90).",
+            "GPUs from nvidia-smi, else upstream's list for --version, from its .bazelrc).",
             show_default=False,
         ),
     ] = None,
@@ -44,7 +52,7 @@ def build(
             "--tag",
             "-t",
             help="Serving image tag (the devel image gets '<tag>-devel'); default "
-            "tfsops/tensorflow-serving:<version>[-<arch>][-gpu].",
+            "tfsops/tensorflow-serving:<version>[-<arch>][-gpu|-mkl].",
             show_default=False,
         ),
     ] = None,
@@ -115,6 +123,7 @@ def build(
             jobs=jobs,
             devel_image=devel_image,
             runtime_base=runtime_base,
+            mkl=mkl,
         )
         plan = make_plan(request, opts.docker_host)
         data: dict[str, Any] = {"dry_run": dry_run, "plan": plan.to_dict()}
@@ -155,7 +164,9 @@ def _plan_text(plan: Any) -> str:
             f"  gpu cuda={plan.bases.cuda} capabilities={plan.cuda_capabilities}"
             if plan.gpu
             else ""
-        ),
+        )
+        + ("  mkl" if plan.mkl else "")
+        + f"  (release table row {plan.bases.tag})",
         f"bazel options: {' '.join(p for p in (plan.bazel_options, plan.build_options) if p)}",
         "",
     ]

@@ -66,7 +66,7 @@ def doctor(ctx: typer.Context) -> None:
         if image is not None and engine["reachable"]:
             labels = runtime.image_labels(image)
             data["image_present"] = labels is not None
-        host = read_host_facts()
+        host = (services.host_facts or read_host_facts)()
         section = doctor_section(host, labels, image=image)
         data.update(section)
         h = section["host"]
@@ -87,6 +87,12 @@ def doctor(ctx: typer.Context) -> None:
                 f"image    {image}: {verdict}"
                 + ("" if labels is not None else " (not present locally)")
             )
+            needs = img["needs"]
+            if needs.get("gpu"):
+                lines.append(
+                    f"         needs CUDA {needs.get('cuda_version') or '?'} (driver supports "
+                    f"{h['cuda_version'] or '?'}), kernels {needs.get('cuda_capabilities') or '?'}"
+                )
             for p in img["problems"]:
                 problems.append(p)
                 lines.append(f"         - {p}")
