@@ -31,6 +31,7 @@ from tfsops.ports import Endpoint, ExpectedModel, ServingClient
 from tfsops.swarm.plan import (
     LABEL_FILE,
     LABEL_PROBE,
+    LABEL_SWARM_DEPLOYMENT,
     LABEL_TEMPLATE_HASH,
     PROBE_SCRIPT,
     ConfigObject,
@@ -318,16 +319,42 @@ class SwarmEngine:
                 scope="swarm",
             )
 
-    def wait_tasks_gone(self, service_id: str, timeout: float = 60.0) -> bool:
-        """Wait until the removed service's task containers are gone from this node."""
+    def wait_tasks_gone(
+        self, service_id: str, deployment: str | None = None, timeout: float = 60.0
+    ) -> bool:
+        """Wait until the removed service's task containers are gone from this node.
+
+        A task whose container was still being created when the service was removed
+        appears after a first empty listing, so the node must list none twice, a
+        second apart. Task containers left at the deadline are removed here: their
+        service is gone, and `down` promises to leave nothing behind.
+        """
         deadline = time.monotonic() + timeout
-        flt = {"label": f"com.docker.swarm.service.id={service_id}"}
+        filters = [{"label": f"com.docker.swarm.service.id={service_id}"}]
+        if deployment is not None:
+            filters.append({"label": f"{LABEL_SWARM_DEPLOYMENT}={deployment}"})
+        empty_since: float | None = None
         while True:
             with translated(self.url, "listing task containers"):
-                left = self.client.containers.list(all=True, filters=flt)
-            if not left or time.monotonic() > deadline:
-                return not left
-            time.sleep(0.5)
+                left = {
+                    c.id: c
+                    for flt in filters
+                    for c in self.client.containers.list(all=True, filters=flt)
+                }
+            now = time.monotonic()
+            if not left:
+                empty_since = empty_since if empty_since is not None else now
+                if now - empty_since >= 1.0:
+                    return True
+            else:
+                empty_since = None
+                if now > deadline:
+                    with translated(self.url, "removing task containers"):
+                        for c in left.values():
+                            with contextlib.suppress(docker.errors.NotFound):
+                                c.remove(force=True)
+                    return False
+            time.sleep(0.25)
 
     def remove_network(self, name: str, timeout: float = 60.0) -> bool:
         """Remove the network once no container uses it, and wait until it is gone:

@@ -650,7 +650,7 @@ class SwarmExecutor:
                 self.s.progress(f"removing service {observed.name}")
                 engine.remove_service(observed.id)
                 removed["service"] = observed.id
-                engine.wait_tasks_gone(observed.id)
+                engine.wait_tasks_gone(observed.id, name)
             engine.remove_probes(name)
             if engine.remove_network(network):
                 removed["network"] = network
@@ -667,7 +667,7 @@ class SwarmExecutor:
             observed = self.engine.find_service(name)
             if observed is not None:
                 self.engine.remove_service(observed.id)
-                self.engine.wait_tasks_gone(observed.id)
+                self.engine.wait_tasks_gone(observed.id, name)
             self.engine.remove_network(object_name(name))
             self._remove_objects(name, keep=set(), wait=30.0)
         except TfsopsError as exc:
