@@ -142,6 +142,9 @@ class Server:
         from .core import ServerCore
 
         servable_mod.tf()
+        from .oplibs import load_op_libraries
+
+        load_op_libraries()
         settings = servable_mod.LoadSettings(
             tags=tuple(o.saved_model_tags.split(",")),
             session_config=self._session_config(),
@@ -234,6 +237,7 @@ class Server:
             o.grpc_max_threads,
             o.grpc_channel_arguments,
             o.enable_serialization_as_tensor_content,
+            health_stop=self.stop if o.enable_grpc_healthcheck_service else None,
         )
         creds = self._ssl_credentials() if o.ssl_config_file else None
         address = f"0.0.0.0:{o.port}"
