@@ -140,6 +140,7 @@ class Server:
         # The expensive part: the real TensorFlow runtime, then the models.
         from . import servable as servable_mod
         from .core import ServerCore
+        from .tflite import TfLiteServable, tflite_model_found
 
         servable_mod.tf()
         from .oplibs import load_op_libraries
@@ -156,7 +157,11 @@ class Server:
         )
 
         def load(name: str, version: int, path: str) -> Any:
-            s = servable_mod.Servable(name, version, path, settings)
+            s: Any
+            if o.prefer_tflite_model and tflite_model_found(path):
+                s = TfLiteServable(name, version, path, settings)
+            else:
+                s = servable_mod.Servable(name, version, path, settings)
             start = time.monotonic()
             try:
                 s.load()
