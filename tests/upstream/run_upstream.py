@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +44,10 @@ TEST_CLASS = "TensorflowModelServerTest"
 # Every server the suite starts binds this UNIX socket (GRPC_SOCKET_PATH), so
 # the test that talks over it runs alone, after the others.
 EXCLUSIVE = ("testPredictUDS",)
-KERAS_TESTS = ("test_sequential_keras_saved_model_save", "test_distrat_sequential_keras_saved_model_save")
+KERAS_TESTS = (
+    "test_sequential_keras_saved_model_save",
+    "test_distrat_sequential_keras_saved_model_save",
+)
 
 # Tests that cannot apply to the double, with the reason. Listed, never hidden.
 NOT_APPLICABLE = {
@@ -106,7 +109,9 @@ def keras2_problem() -> str | None:
 
 
 @contextmanager
-def _process_group(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _process_group(
+    cmd: list[str], env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -115,10 +120,8 @@ def _process_group(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[s
             yield proc
         finally:
             # The test's servers (and anything they started) share its process group.
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait()
 
 
@@ -171,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
 
     test_file = args.upstream / TEST_FILE
     if not test_file.is_file():
-        print(f"upstream suite: SKIPPED, {test_file} not found (upstream's suite is not beside this checkout)")
+        print(
+            f"upstream suite: SKIPPED, {test_file} not found (upstream's suite is not beside this checkout)"
+        )
         return 0
     names = [n for n in test_names(test_file) if args.only in n]
     skipped = {n: NOT_APPLICABLE[n] for n in names if n in NOT_APPLICABLE}
@@ -204,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = run(name)
     for name, why in skipped.items():
         print(f"{'N/A':<8}{name}: {why}")
-    counts = {k: sum(r.outcome == k for r in results.values()) for k in ("PASS", "FAIL", "TIMEOUT", "N/A")}
+    counts = {
+        k: sum(r.outcome == k for r in results.values()) for k in ("PASS", "FAIL", "TIMEOUT", "N/A")
+    }
     print(
         f"upstream suite: {counts['PASS']} passed, {counts['FAIL']} failed, "
         f"{counts['TIMEOUT']} timed out, {counts['N/A']} not applicable, of {len(names)} "
