@@ -141,6 +141,31 @@ def input_values(sig: Any, request_inputs: Mapping[str, np.ndarray]) -> dict[str
     return values
 
 
+def prepare_predict(
+    signatures: Mapping[str, Any],
+    signature_name: str,
+    inputs: Mapping[str, np.ndarray],
+    output_filter: Sequence[str],
+) -> tuple[str, Any, dict[str, np.ndarray], list[str]]:
+    """``RunPredict``'s checks: (signature name, SignatureDef, inputs, output aliases)."""
+    signame = signature_name or DEFAULT_SIGNATURE
+    sig = signatures.get(signame)
+    if sig is None:
+        raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{signame}" not found.')
+    values = input_values(sig, inputs)
+    wanted: list[str] = []
+    for alias in output_filter:
+        if alias not in sig.outputs:
+            raise invalid_argument(
+                f"output tensor alias not found in signature: {alias} Outputs expected to be "
+                f"in the set {{{','.join(sorted(sig.outputs))}}}."
+            )
+        if alias in wanted:
+            raise invalid_argument(f"duplicate output tensor alias: {alias}")
+        wanted.append(alias)
+    return signame, sig, values, sorted(wanted or sig.outputs)
+
+
 def _read_tfrecords(path: str) -> list[bytes]:
     records: list[bytes] = []
     with open(path, "rb") as fh:
@@ -355,27 +380,11 @@ class Servable:
         timeout_ms: int = 0,
     ) -> tuple[str, dict[str, tuple[np.ndarray, int]]]:
         """``predict_util.cc::RunPredict``: returns (signature, alias -> (array, dtype))."""
-        signame = signature_name or DEFAULT_SIGNATURE
-        sig = self.signatures.get(signame)
-        if sig is None:
-            raise ServingError(
-                "FAILED_PRECONDITION", f'Serving signature key "{signame}" not found.'
-            )
-        inputs = input_values(sig, inputs)
-        sent = sorted(inputs)
-        wanted: list[str] = []
-        for alias in output_filter:
-            if alias not in sig.outputs:
-                raise invalid_argument(
-                    f"output tensor alias not found in signature: {alias} Outputs expected to be "
-                    f"in the set {{{','.join(sorted(sig.outputs))}}}."
-                )
-            if alias in wanted:
-                raise invalid_argument(f"duplicate output tensor alias: {alias}")
-            wanted.append(alias)
-        aliases = sorted(wanted or sig.outputs)
+        signame, sig, inputs, aliases = prepare_predict(
+            self.signatures, signature_name, inputs, output_filter
+        )
         self._check_batch_size(inputs)
-        feeds = {sig.inputs[a].name: inputs[a] for a in sent}
+        feeds = {sig.inputs[a].name: value for a, value in inputs.items()}
         fetched = self._run(feeds, [sig.outputs[a].name for a in aliases], timeout_ms)
         out: dict[str, tuple[np.ndarray, int]] = {}
         for alias, value in zip(aliases, fetched, strict=True):

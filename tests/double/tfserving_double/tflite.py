@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import log
-from .servable import DEFAULT_SIGNATURE, input_values, status_from_exception, tf
+from .servable import DEFAULT_SIGNATURE, Servable, prepare_predict, status_from_exception, tf
 from .status import ServingError, invalid_argument
 
 TFLITE_FILE = "model.tflite"
@@ -60,6 +60,7 @@ class TfLiteServable:
         self._outputs: dict[str, dict[str, Any]] = {}
         self._signatures: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.session: Any = None  # Servable.close closes it: a TFLite model has none
         self._in_flight = 0
         self._idle = threading.Condition()
 
@@ -93,18 +94,12 @@ class TfLiteServable:
     def signatures(self) -> Mapping[str, Any]:
         return self._signatures
 
-    def acquire(self) -> None:
-        with self._idle:
-            self._in_flight += 1
-
-    def release(self) -> None:
-        with self._idle:
-            self._in_flight -= 1
-            self._idle.notify_all()
+    # Requests holding this version finish before it closes, as for a SavedModel.
+    acquire = Servable.acquire
+    release = Servable.release
 
     def close(self, grace_seconds: float = 30.0) -> None:
-        with self._idle:
-            self._idle.wait_for(lambda: self._in_flight == 0, timeout=grace_seconds)
+        Servable.close(self, grace_seconds)  # type: ignore[arg-type]
         self._interpreter = None
 
     def predict(
@@ -114,20 +109,9 @@ class TfLiteServable:
         output_filter: Sequence[str] = (),
         timeout_ms: int = 0,
     ) -> tuple[str, dict[str, tuple[np.ndarray, int]]]:
-        signame = signature_name or DEFAULT_SIGNATURE
-        sig = self._signatures.get(signame)
-        if sig is None:
-            raise ServingError(
-                "FAILED_PRECONDITION", f'Serving signature key "{signame}" not found.'
-            )
-        values = input_values(sig, inputs)
-        for alias in output_filter:
-            if alias not in sig.outputs:
-                raise invalid_argument(
-                    f"output tensor alias not found in signature: {alias} Outputs expected to be "
-                    f"in the set {{{','.join(sorted(sig.outputs))}}}."
-                )
-        aliases = sorted(set(output_filter) or sig.outputs)
+        signame, sig, values, aliases = prepare_predict(
+            self._signatures, signature_name, inputs, output_filter
+        )
         with self._lock:
             interpreter = self._interpreter
             try:
