@@ -2,16 +2,18 @@
 
 Other sessions: `nox -s engine` (provision a Docker engine), `nox -s demo`
 (set up and deploy an example model), `nox -s bench` (performance figures),
-`nox -s load` (the long load run).
+`nox -s load` (the long load run). `nox -s upstream` (TF Serving's own
+integration suite against the test double) runs by default too.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "double_image", "tests"]
+nox.options.sessions = ["lint", "typecheck", "double_image", "tests", "upstream"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -69,6 +71,33 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     env = {"TF_CPP_MIN_LOG_LEVEL": "3"}
     session.run("pytest", *(session.posargs or ["tests"]), env=env)
+
+
+@nox.session(python=PYTHON)
+def upstream(session: nox.Session) -> None:
+    """TF Serving's own integration suite (../shared/upstream), unchanged, against the test double.
+
+    Skipped, saying so, when the suite is not beside the checkout. The Keras
+    tests need Keras 2 semantics: tf-keras matching the installed TensorFlow
+    is installed here only.
+    """
+    suite = Path(os.environ.get("TFSOPS_UPSTREAM_SUITE", ROOT.parent / "shared" / "upstream"))
+    if not suite.is_dir():
+        session.skip(f"upstream suite not found at {suite}")
+    session.install("-e", ".", "portpicker", "six")
+    tf_version = session.run(
+        "python",
+        "-c",
+        "import importlib.metadata as m; print(m.version('tensorflow'))",
+        silent=True,
+    )
+    version = str(tf_version).strip().splitlines()[-1]
+    try:
+        session.install(f"tf-keras=={version}")
+    except nox.command.CommandFailed:
+        session.warn(f"tf-keras=={version} is not installable: the Keras tests are reported N/A")
+    env = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    session.run("python", "tests/upstream/run_upstream.py", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON)

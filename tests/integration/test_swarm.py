@@ -109,23 +109,29 @@ def base_spec(
 def predict_everywhere(
     docker_client: Any, network: str, image: str, ips: list[str], model: str, value: float
 ) -> dict[str, Any]:
-    """POST a predict to every replica from a helper container on the overlay network."""
+    """POST a predict to every replica from a helper container on the overlay network.
+
+    Plain bash (``/dev/tcp``), as the real tensorflow/serving image has no python or curl.
+    """
     script = (
-        "import json,sys,urllib.request\n"
-        "out={}\n"
-        "for ip in sys.argv[3:]:\n"
-        "    req=urllib.request.Request(f'http://{ip}:8501/v1/models/'+sys.argv[1]+':predict',"
-        " data=json.dumps({'instances':[float(sys.argv[2])]}).encode(),"
-        " headers={'Content-Type':'application/json'})\n"
-        "    try:\n"
-        "        out[ip]=json.load(urllib.request.urlopen(req, timeout=10))\n"
-        "    except Exception as exc:\n"
-        "        out[ip]={'error':str(exc)}\n"
-        "print(json.dumps(out))\n"
+        "model=$1; body=$2; shift 2\n"
+        'for ip in "$@"; do\n'
+        '  if exec 3<>"/dev/tcp/$ip/8501"; then\n'
+        '    printf "POST /v1/models/%s:predict HTTP/1.0\\r\\nHost: %s\\r\\n'
+        'Content-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n%s" '
+        '"$model" "$ip" "${#body}" "$body" >&3\n'
+        "    answer=$(timeout 10 cat <&3); exec 3<&-\n"
+        '    printf "@@ %s %s\\n" "$ip" "$(printf %s "$answer" | tr -d "\\r\\n" '
+        "| sed 's/^[^{]*//')\"\n"
+        "  else\n"
+        '    printf "@@ %s {\\"error\\": \\"no connection\\"}\\n" "$ip"\n'
+        "  fi\n"
+        "done\n"
     )
+    body = json.dumps({"instances": [float(value)]})
     container = docker_client.containers.create(
         image,
-        entrypoint=["python3", "-c", script, model, str(value), *ips],
+        entrypoint=["bash", "-c", script, "predict", model, body, *ips],
         network=network,
         labels={HELPER_LABEL: "predict"},
     )
@@ -135,7 +141,15 @@ def predict_everywhere(
         logs = container.logs(stdout=True, stderr=False)
     finally:
         container.remove(force=True)
-    return dict(json.loads(logs.decode().strip().splitlines()[-1]))
+    out: dict[str, Any] = {}
+    for line in logs.decode().splitlines():
+        if line.startswith("@@ "):
+            _, ip, answer = line.split(" ", 2)
+            try:
+                out[ip] = json.loads(answer)
+            except ValueError:
+                out[ip] = {"error": answer}
+    return out
 
 
 def running_ips(status: dict[str, Any]) -> list[str]:

@@ -44,7 +44,8 @@ from __future__ import annotations
 import re
 import threading
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -657,11 +658,32 @@ def contract_scene(fake: FakeServing) -> None:
     fake.add_model("loading", [1], state=LOADING)
 
 
-def run_serving_contract(fake: FakeServing, client: Any) -> None:
+def _fake_starting(fake: FakeServing) -> Callable[[], AbstractContextManager[object]]:
+    @contextmanager
+    def starting() -> Iterator[object]:
+        fake.starting = True
+        try:
+            yield fake
+        finally:
+            fake.starting = False
+
+    return starting
+
+
+def run_serving_contract(
+    fake: FakeServing | None,
+    client: Any,
+    *,
+    failure: tuple[str, str] = ("UNKNOWN", CONTRACT_FAILURE),
+    starting: Callable[[], AbstractContextManager[object]] | None = None,
+) -> None:
     """Assertions every ``ServingClient`` must pass against a server showing ``contract_scene``.
 
     ``client`` is the fake itself or an adapter talking to a test server that
     serves ``fake``; errors must be the same classes with the same server texts.
+    A real server (the test double's image) passes ``fake=None``, the code
+    and text of its failed version 3 as ``failure``, and ``starting``: a
+    context in which the server is not up (none: that part is skipped).
     """
     import pytest
 
@@ -671,7 +693,7 @@ def run_serving_contract(fake: FakeServing, client: Any) -> None:
     assert client.model_status("half") == [
         VersionStatus(1, AVAILABLE),
         VersionStatus(2, AVAILABLE),
-        VersionStatus(3, END, "UNKNOWN", CONTRACT_FAILURE),
+        VersionStatus(3, END, *failure),
     ]
     assert client.model_status("loading") == [VersionStatus(1, LOADING)]
     with pytest.raises(ModelNotFound) as exc_info:
@@ -720,15 +742,16 @@ def run_serving_contract(fake: FakeServing, client: Any) -> None:
         timeout_per_call=5.0,
     )
     assert [m.status for m in report.models] == [OK, FAILED, H_LOADING, MISSING]
-    assert report.models[1].problem == f"version 3 END (UNKNOWN: {CONTRACT_FAILURE})"
+    assert report.models[1].problem == f"version 3 END ({failure[0]}: {failure[1]})"
 
-    fake.starting = True
-    try:
+    if starting is None and fake is not None:
+        starting = _fake_starting(fake)
+    if starting is None:
+        return
+    with starting():
         with pytest.raises(ServerStarting):
             client.model_status("half")
         assert check_health(client, [ExpectedModel("half", frozenset({1}))]).server_starting
-    finally:
-        fake.starting = False
 
 
 __all__ = [

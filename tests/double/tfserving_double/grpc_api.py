@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
@@ -13,7 +14,14 @@ import grpc
 from . import log, metrics, protos
 from .core import ServerCore
 from .rest import metadata_response, status_response
-from .servable import ndarray_from_proto, ndarray_to_proto, serialized_examples
+from .servable import (
+    CLASSIFY_METHOD,
+    DEFAULT_SIGNATURE,
+    REGRESS_METHOD,
+    ndarray_from_proto,
+    ndarray_to_proto,
+    serialized_examples,
+)
 from .status import ServingError, invalid_argument
 
 ERROR_MESSAGE_LIMIT = 1024
@@ -34,6 +42,68 @@ def _spec(request: Any) -> tuple[str, int | None, str | None]:
     version = spec.version.value if spec.HasField("version") else None
     label = spec.version_label if spec.WhichOneof("version_choice") == "version_label" else None
     return spec.name, version, label
+
+
+def _multi_inference_tasks(request: Any) -> list[Any]:
+    """``multi_inference.cc``: one model, distinct signatures, classify/regress only."""
+    tasks = list(request.tasks)
+    if not tasks:
+        raise invalid_argument("Expected at least one task")
+    model_name = ""
+    signatures: set[str] = set()
+    for task in tasks:
+        if not task.model_spec.name:
+            raise invalid_argument("Found ModelSpec with an empty model name.")
+        if not model_name:
+            model_name = task.model_spec.name
+        elif task.model_spec.name != model_name:
+            raise invalid_argument(
+                "All ModelSpecs in a MultiInferenceRequest must access the same model name."
+            )
+        signature = task.model_spec.signature_name or DEFAULT_SIGNATURE
+        if signature in signatures:
+            raise invalid_argument(f"Duplicate evaluation of signature: {signature}")
+        signatures.add(signature)
+        if task.method_name not in (CLASSIFY_METHOD, REGRESS_METHOD):
+            raise ServingError(
+                "UNIMPLEMENTED", f"Unsupported signature method_name: {task.method_name}"
+            )
+    return tasks
+
+
+def multi_inference(
+    servable: Any, name: str, tasks: list[Any], input_proto: Any, inference_pb2: Any
+) -> Any:
+    """Every task over the same examples; results in task order.
+
+    Each signature runs on its own here (upstream feeds one input tensor and
+    fetches every output at once); upstream's suite sends a TF2 export whose
+    signatures have distinct input tensors, which current servers accept.
+    """
+    for task in tasks:
+        signature = task.model_spec.signature_name or DEFAULT_SIGNATURE
+        if signature not in servable.signatures:
+            raise invalid_argument(f"Requested signature not found in model graph: {signature}")
+    examples = serialized_examples(input_proto)
+    response = inference_pb2.MultiInferenceResponse()
+    for task in tasks:
+        result = response.results.add()
+        if task.method_name == CLASSIFY_METHOD:
+            signame, rows = servable.classify(task.model_spec.signature_name, examples)
+            for row in rows:
+                classifications = result.classification_result.classifications.add()
+                for cls_label, score in row:
+                    classifications.classes.add(
+                        label=cls_label.decode("utf-8", "replace"), score=score
+                    )
+        else:
+            signame, values = servable.regress(task.model_spec.signature_name, examples)
+            for value in values:
+                result.regression_result.regressions.add(value=value)
+        result.model_spec.name = name
+        result.model_spec.version.value = servable.version
+        result.model_spec.signature_name = signame
+    return response
 
 
 class _Base:
@@ -63,6 +133,7 @@ def build_servicers(core: ServerCore, tensor_content: bool) -> tuple[Any, Any]:
     predict_pb2 = protos.load("tensorflow_serving.apis.predict_pb2")
     classification_pb2 = protos.load("tensorflow_serving.apis.classification_pb2")
     regression_pb2 = protos.load("tensorflow_serving.apis.regression_pb2")
+    inference_pb2 = protos.load("tensorflow_serving.apis.inference_pb2")
     metadata_pb2 = protos.load("tensorflow_serving.apis.get_model_metadata_pb2")
     management_pb2 = protos.model_management_pb2()
 
@@ -125,6 +196,14 @@ def build_servicers(core: ServerCore, tensor_content: bool) -> tuple[Any, Any]:
                     return response
             return None
 
+        def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:
+            with self._rpc(context, "", ""):
+                tasks = _multi_inference_tasks(request)
+                name, version, label = _spec(tasks[0])
+                with self.core.servable(name, version, label) as servable:
+                    return multi_inference(servable, name, tasks, request.input, inference_pb2)
+            return None
+
         def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
             with self._rpc(context, request.model_spec.name, ""):
                 name, version, label = _spec(request)
@@ -183,7 +262,9 @@ def build_server(
     max_threads: int,
     channel_arguments: str,
     tensor_content: bool,
+    health_stop: threading.Event | None = None,
 ) -> grpc.Server:
+    """The gRPC server; ``health_stop`` set adds ``grpc.health.v1.Health`` (held until it is set)."""
     options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", 2**31 - 1),
         ("grpc.max_receive_message_length", 2**31 - 1),
@@ -202,4 +283,8 @@ def build_server(
     model_service_pb2_grpc = protos.load("tensorflow_serving.apis.model_service_pb2_grpc")
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(prediction, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(model, server)
+    if health_stop is not None:
+        from . import health
+
+        server.add_generic_rpc_handlers((health.handler(health_stop),))
     return server

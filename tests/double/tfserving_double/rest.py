@@ -178,6 +178,11 @@ def _make_handler(
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # One segment per response, sent at once: with Nagle on and unbuffered
+        # writes, headers and body went out as two segments and each request on
+        # a kept-alive connection waited for the client's delayed ACK (~40 ms).
+        disable_nagle_algorithm = True
+        wbufsize = -1  # handle_one_request flushes after each response
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # upstream does not log requests

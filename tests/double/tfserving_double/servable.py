@@ -79,6 +79,7 @@ def ndarray_to_proto(arr: np.ndarray, dtype: int, tensor_content: bool = False) 
 
     proto = tensor_pb2.TensorProto()
     proto.dtype = dtype
+    proto.tensor_shape.SetInParent()  # set even for a scalar (no dims), as AsProtoField does
     for d in arr.shape:
         proto.tensor_shape.dim.add(size=d)
     flat = arr.reshape(-1)
@@ -108,6 +109,61 @@ def ndarray_to_proto(arr: np.ndarray, dtype: int, tensor_content: bool = False) 
     else:
         return tfm.make_tensor_proto(arr)
     return proto
+
+
+def input_values(sig: Any, request_inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """TensorFlow's ``GetInputValues`` (``cc/saved_model/util.cc``), used by ``RunPredict``.
+
+    Every signature input comes from the request or, failing that, from the
+    signature's ``defaults``; a request input the signature lacks is refused.
+    """
+    defaults = sig.defaults
+    values: dict[str, np.ndarray] = {}
+    seen: list[str] = []
+    for alias in sorted(sig.inputs):
+        if alias in request_inputs:
+            values[alias] = request_inputs[alias]
+            seen.append(alias)
+        elif alias in defaults:
+            values[alias] = ndarray_from_proto(defaults[alias])
+        else:
+            raise invalid_argument(
+                f"Signature input alias: {alias}(feed name: {sig.inputs[alias].name}) not found "
+                "in request and no default value provided. Inputs expected to be in the request "
+                f"{{{','.join(sorted(request_inputs))}}}, or default input alias set: "
+                f"{','.join(sorted(defaults))}"
+            )
+    if request_inputs and len(seen) != len(request_inputs):
+        raise invalid_argument(
+            f"Inputs contains invalid name. Used request inputs: {','.join(seen)}, request "
+            f"input: {','.join(sorted(request_inputs))}"
+        )
+    return values
+
+
+def prepare_predict(
+    signatures: Mapping[str, Any],
+    signature_name: str,
+    inputs: Mapping[str, np.ndarray],
+    output_filter: Sequence[str],
+) -> tuple[str, Any, dict[str, np.ndarray], list[str]]:
+    """``RunPredict``'s checks: (signature name, SignatureDef, inputs, output aliases)."""
+    signame = signature_name or DEFAULT_SIGNATURE
+    sig = signatures.get(signame)
+    if sig is None:
+        raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{signame}" not found.')
+    values = input_values(sig, inputs)
+    wanted: list[str] = []
+    for alias in output_filter:
+        if alias not in sig.outputs:
+            raise invalid_argument(
+                f"output tensor alias not found in signature: {alias} Outputs expected to be "
+                f"in the set {{{','.join(sorted(sig.outputs))}}}."
+            )
+        if alias in wanted:
+            raise invalid_argument(f"duplicate output tensor alias: {alias}")
+        wanted.append(alias)
+    return signame, sig, values, sorted(wanted or sig.outputs)
 
 
 def _read_tfrecords(path: str) -> list[bytes]:
@@ -324,41 +380,11 @@ class Servable:
         timeout_ms: int = 0,
     ) -> tuple[str, dict[str, tuple[np.ndarray, int]]]:
         """``predict_util.cc::RunPredict``: returns (signature, alias -> (array, dtype))."""
-        signame = signature_name or DEFAULT_SIGNATURE
-        sig = self.signatures.get(signame)
-        if sig is None:
-            raise ServingError(
-                "FAILED_PRECONDITION", f'Serving signature key "{signame}" not found.'
-            )
-        expected = sorted(sig.inputs)
-        sent = sorted(inputs)
-        if len(sent) != len(expected):
-            extra = sorted(set(sent) - set(expected))
-            missing = sorted(set(expected) - set(sent))
-            raise invalid_argument(
-                f"input size does not match signature: {len(sent)}!={len(expected)} "
-                f"len({{{','.join(sent)}}}) != len({{{','.join(expected)}}}). Sent extra: "
-                f"{{{','.join(extra)}}}. Missing but required: {{{','.join(missing)}}}."
-            )
-        for alias in sent:
-            if alias not in sig.inputs:
-                raise invalid_argument(
-                    f"input tensor alias not found in signature: {alias}. Inputs expected to be "
-                    f"in the set {{{','.join(expected)}}}."
-                )
-        wanted: list[str] = []
-        for alias in output_filter:
-            if alias not in sig.outputs:
-                raise invalid_argument(
-                    f"output tensor alias not found in signature: {alias} Outputs expected to be "
-                    f"in the set {{{','.join(sorted(sig.outputs))}}}."
-                )
-            if alias in wanted:
-                raise invalid_argument(f"duplicate output tensor alias: {alias}")
-            wanted.append(alias)
-        aliases = sorted(wanted or sig.outputs)
+        signame, sig, inputs, aliases = prepare_predict(
+            self.signatures, signature_name, inputs, output_filter
+        )
         self._check_batch_size(inputs)
-        feeds = {sig.inputs[a].name: inputs[a] for a in sent}
+        feeds = {sig.inputs[a].name: value for a, value in inputs.items()}
         fetched = self._run(feeds, [sig.outputs[a].name for a in aliases], timeout_ms)
         out: dict[str, tuple[np.ndarray, int]] = {}
         for alias, value in zip(aliases, fetched, strict=True):

@@ -140,8 +140,12 @@ class Server:
         # The expensive part: the real TensorFlow runtime, then the models.
         from . import servable as servable_mod
         from .core import ServerCore
+        from .tflite import TfLiteServable, tflite_model_found
 
         servable_mod.tf()
+        from .oplibs import load_op_libraries
+
+        load_op_libraries()
         settings = servable_mod.LoadSettings(
             tags=tuple(o.saved_model_tags.split(",")),
             session_config=self._session_config(),
@@ -153,7 +157,11 @@ class Server:
         )
 
         def load(name: str, version: int, path: str) -> Any:
-            s = servable_mod.Servable(name, version, path, settings)
+            s: Any
+            if o.prefer_tflite_model and tflite_model_found(path):
+                s = TfLiteServable(name, version, path, settings)
+            else:
+                s = servable_mod.Servable(name, version, path, settings)
             start = time.monotonic()
             try:
                 s.load()
@@ -234,6 +242,7 @@ class Server:
             o.grpc_max_threads,
             o.grpc_channel_arguments,
             o.enable_serialization_as_tensor_content,
+            health_stop=self.stop if o.enable_grpc_healthcheck_service else None,
         )
         creds = self._ssl_credentials() if o.ssl_config_file else None
         address = f"0.0.0.0:{o.port}"

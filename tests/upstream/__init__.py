@@ -1,0 +1,1 @@
+"""Runner for TF Serving's own integration suite against the test double."""
