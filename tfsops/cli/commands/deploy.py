@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tfsops import inputs
 from tfsops.cli.app import app
 from tfsops.cli.common import load_spec, make_executor
 from tfsops.cli.context import GlobalOptions, execute
@@ -38,7 +39,12 @@ WaitOpt = Annotated[
     bool, typer.Option("--wait/--no-wait", help="Wait until every model is AVAILABLE.")
 ]
 TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", help="Seconds to wait for AVAILABLE (exit 6 after).")
+    float,
+    typer.Option(
+        "--timeout",
+        help="Seconds to wait for AVAILABLE (exit 6 after).",
+        callback=inputs.option_seconds,
+    ),
 ]
 KeepOpt = Annotated[
     bool,

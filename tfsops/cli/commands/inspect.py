@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from tfsops import inputs
 from tfsops.cli.app import app
 from tfsops.cli.context import GlobalOptions, execute
 from tfsops.cli.output import Result, table
@@ -27,7 +28,13 @@ def inspect_command(
         ),
     ],
     version: Annotated[
-        int | None, typer.Option("--version", help="Show only this version.", show_default=False)
+        int | None,
+        typer.Option(
+            "--version",
+            help="Show only this version.",
+            show_default=False,
+            callback=inputs.option_version,
+        ),
     ] = None,
     signature: Annotated[
         str | None,

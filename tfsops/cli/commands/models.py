@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tfsops import inputs
 from tfsops.cli.app import app
 from tfsops.cli.common import make_services, resolve_spec_path
 from tfsops.cli.context import GlobalOptions, execute
@@ -16,11 +17,20 @@ if TYPE_CHECKING:
     from tfsops.executor import ApplyOptions, ApplyResult
     from tfsops.modelops import ModelOps
 
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for AVAILABLE.")]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        help="Seconds to wait for AVAILABLE; also the deadline of each reload RPC.",
+        callback=inputs.option_seconds,
+    ),
+]
 LockOpt = Annotated[
     float,
     typer.Option(
-        "--lock-timeout", help="Seconds to wait for another tfsops run on this deployment."
+        "--lock-timeout",
+        help="Seconds to wait for another tfsops run on this deployment.",
+        callback=inputs.option_seconds_or_zero,
     ),
 ]
 
@@ -160,7 +170,14 @@ def promote(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model name.")],
     label: Annotated[str, typer.Option("--label", help="Label to move, e.g. stable.")],
-    version: Annotated[int, typer.Option("--version", help="Version the label should point at.")],
+    version: Annotated[
+        int,
+        typer.Option(
+            "--version",
+            help="Version the label should point at.",
+            callback=inputs.option_version,
+        ),
+    ],
     timeout: TimeoutOpt = 300.0,
     lock_timeout: LockOpt = 120.0,
 ) -> None:
@@ -189,7 +206,10 @@ def publish(
     model: Annotated[str, typer.Argument(help="Model name.")],
     source: Annotated[Path, typer.Argument(help="A SavedModel folder (holding saved_model.pb).")],
     version: Annotated[
-        int | None, typer.Option("--version", help="Version number (default: next).")
+        int | None,
+        typer.Option(
+            "--version", help="Version number (default: next).", callback=inputs.option_version
+        ),
     ] = None,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait until it is AVAILABLE.")
@@ -246,17 +266,31 @@ def reload(
 def rollback(
     ctx: typer.Context,
     to: Annotated[
-        int | None, typer.Option("--to", help="Revision number (default: the previous one).")
+        int | None,
+        typer.Option(
+            "--to",
+            help="Revision number (default: the previous one).",
+            callback=inputs.option_positive,
+        ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Overwrite edits in the spec file that no revision recorded."),
+    ] = False,
     timeout: TimeoutOpt = 300.0,
     lock_timeout: LockOpt = 120.0,
 ) -> None:
-    """Restore a recorded revision (spec and models.config) and converge the server to it."""
+    """Restore a recorded revision (spec and models.config) and converge the server to it.
+
+    Refused (exit 3) when the spec file holds edits made since the live revision,
+    which it would overwrite; --force overwrites them.
+    """
 
     def action(opts: GlobalOptions) -> Result:
         spec_path = resolve_spec_path(opts)
         result, number = _run(
-            opts, lambda ops: ops.rollback(spec_path, to, _options(timeout, lock_timeout))
+            opts,
+            lambda ops: ops.rollback(spec_path, to, _options(timeout, lock_timeout), force=force),
         )
         return _result(result, {"restored_revision": number})
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tfsops import inputs
 from tfsops.cli.app import app
 from tfsops.cli.common import load_spec, make_services
 from tfsops.cli.context import GlobalOptions, execute
@@ -24,10 +25,20 @@ def health(
         bool, typer.Option("--wait", help="Poll until healthy or the timeout.")
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds for --wait (exit 6 after).")
+        float,
+        typer.Option(
+            "--timeout",
+            help="Seconds for --wait (exit 6 after).",
+            callback=inputs.option_seconds_or_zero,
+        ),
     ] = 60.0,
     interval: Annotated[
-        float, typer.Option("--interval", help="Seconds between polls with --wait.")
+        float,
+        typer.Option(
+            "--interval",
+            help="Seconds between polls with --wait.",
+            callback=inputs.option_seconds,
+        ),
     ] = 1.0,
 ) -> None:
     """Is every expected model version AVAILABLE and every label resolvable?
@@ -211,12 +222,18 @@ def predict(
         str | None, typer.Option("--inputs", help="Columnar format: JSON, @file or @- (stdin).")
     ] = None,
     signature: Annotated[str | None, typer.Option("--signature", help="Signature name.")] = None,
-    version: Annotated[int | None, typer.Option("--version", help="A specific version.")] = None,
+    version: Annotated[
+        int | None,
+        typer.Option("--version", help="A specific version.", callback=inputs.option_version),
+    ] = None,
     label: Annotated[str | None, typer.Option("--label", help="A version label.")] = None,
     grpc: Annotated[
         bool, typer.Option("--grpc", help="Use gRPC PredictionService (default REST).")
     ] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds for the request.")] = 30.0,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", help="Seconds for the request.", callback=inputs.option_seconds),
+    ] = 30.0,
 ) -> None:
     """Send a predict request to a model (smoke test), over REST or gRPC.
 
