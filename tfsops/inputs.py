@@ -4,9 +4,9 @@ The spec itself is validated by pydantic (``tfsops/spec/model.py``). Everything
 else a user types (command-line numbers, names, image tags, engine URLs, text
 files read as specs) is checked here before it reaches a path, a URL, a YAML
 document, a container name or a number given to TF Serving. Each check raises
-``InvalidInput`` (exit 3) with what was wrong and what is accepted; the
-``option_*`` helpers turn the same checks into click parameter callbacks, so a
-bad flag value is a usage error (exit 2) before any command runs.
+``InvalidInput`` (exit 3) with what was wrong and what is accepted;
+``tfsops/cli/params.py`` turns the same checks into option callbacks, so a bad
+flag value is a usage error (exit 2) before any command runs.
 
 Kept light: no heavy imports, so ``--help`` stays fast.
 """
@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 from tfsops.errors import InvalidInput
 
@@ -142,34 +140,3 @@ def yaml_string(value: str) -> str:
     import json
 
     return json.dumps(value, ensure_ascii=False)
-
-
-# ---- click parameter callbacks: a bad flag value is a usage error (exit 2) ----
-
-T = TypeVar("T")
-
-
-def _option(check: Callable[[Any, str], T]) -> Callable[[Any, Any, Any], Any]:
-    def callback(ctx: Any, param: Any, value: Any) -> Any:
-        if value is None or getattr(ctx, "resilient_parsing", False):
-            return value
-        flag = (param.opts or [param.name])[0] if param is not None else "value"
-        try:
-            if isinstance(value, (list, tuple)):
-                return type(value)(check(v, flag) for v in value)
-            return check(value, flag)
-        except InvalidInput as exc:
-            import typer
-
-            raise typer.BadParameter(exc.message.removeprefix(f"{flag} ")) from None
-
-    return callback
-
-
-option_seconds = _option(seconds)
-option_seconds_or_zero = _option(lambda v, w: seconds(v, w, allow_zero=True))
-option_version = _option(version_number)
-option_positive = _option(positive_int)
-option_engine_url = _option(engine_url)
-option_image = _option(image_reference)
-option_name = _option(name)

@@ -44,10 +44,6 @@ from tfsops.spec.model import DeploymentSpec
 from tfsops.state import DeploymentState, StateWriteError, atomic_write
 
 DEFAULT_RPC_TIMEOUT = 60.0
-# Time a failed load's attempts may take on top of the retry intervals, when the
-# previous list is put back (the server finishes a running load before it
-# takes the next reload).
-RESTORE_SLACK = 30.0
 
 
 @dataclass
@@ -127,7 +123,8 @@ def transactional_reload(
     from tfsops.plan.container import load_failure_bound
 
     rpc_timeout = timeout if rpc_timeout is None else rpc_timeout
-    restore_timeout = max(rpc_timeout, load_failure_bound(spec) + RESTORE_SLACK)
+    # The server finishes a failing load (its retries) before it takes the next reload.
+    restore_timeout = max(rpc_timeout, load_failure_bound(spec))
     desired = render_models_config(spec)
     applied = state.applied_file("models.config")
     diff = model_diff(applied, desired)

@@ -15,9 +15,10 @@ from typing import Annotated, Any
 
 import typer
 
-from tfsops import __version__, inputs
-from tfsops.cli.argv import hoist_global_options
+from tfsops import __version__
+from tfsops.cli.argv import GLOBAL_OPTIONS, hoist_global_options
 from tfsops.cli.context import GlobalOptions
+from tfsops.cli.params import option_engine_url
 from tfsops.errors import EXIT_CODE_HELP, ExitCode
 
 app = typer.Typer(
@@ -63,7 +64,7 @@ def main_callback(
         typer.Option(
             "--docker-host",
             help="Docker engine URL (else DOCKER_HOST or the local socket).",
-            callback=inputs.option_engine_url,
+            callback=option_engine_url,
         ),
     ] = None,
     version: Annotated[
@@ -155,8 +156,15 @@ def _usage_envelope(args: list[str], exc: Any) -> None:
     from tfsops.cli.output import emit_error
     from tfsops.errors import UsageError
 
-    ctx = getattr(exc, "ctx", None)
+    ctx: Any = getattr(exc, "ctx", None)
     in_command = ctx is not None and ctx.parent is not None
-    command = ctx.info_name if in_command else next((a for a in args if not a.startswith("-")), "")
+    first_word, skip = "", False
+    for token in args:  # the command name: the first word that is no global option's value
+        if skip or token.startswith("-"):
+            skip = GLOBAL_OPTIONS.get(token, False)
+            continue
+        first_word = token
+        break
+    command = str(ctx.info_name) if in_command else first_word
     hint = f"see `tfsops {command} --help`" if in_command else "see `tfsops --help`"
     emit_error(command or "tfsops", UsageError(exc.format_message(), hint=hint), as_json=True)

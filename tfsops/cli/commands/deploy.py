@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tfsops import inputs
 from tfsops.cli.app import app
 from tfsops.cli.common import load_spec, make_executor
 from tfsops.cli.context import GlobalOptions, execute
 from tfsops.cli.output import Result
+from tfsops.cli.params import option_seconds
 
 if TYPE_CHECKING:
     from tfsops.executor import ApplyResult
@@ -43,7 +43,7 @@ TimeoutOpt = Annotated[
     typer.Option(
         "--timeout",
         help="Seconds to wait for AVAILABLE (exit 6 after).",
-        callback=inputs.option_seconds,
+        callback=option_seconds,
     ),
 ]
 KeepOpt = Annotated[

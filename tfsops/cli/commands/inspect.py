@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tfsops import inputs
 from tfsops.cli.app import app
 from tfsops.cli.context import GlobalOptions, execute
 from tfsops.cli.output import Result, table
+from tfsops.cli.params import option_version
 
 if TYPE_CHECKING:  # the savedmodel package is imported inside the action, not at startup
     from tfsops.savedmodel.inspect import InspectResult, Signature
@@ -33,7 +33,7 @@ def inspect_command(
             "--version",
             help="Show only this version.",
             show_default=False,
-            callback=inputs.option_version,
+            callback=option_version,
         ),
     ] = None,
     signature: Annotated[

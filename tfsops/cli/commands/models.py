@@ -7,11 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tfsops import inputs
 from tfsops.cli.app import app
 from tfsops.cli.common import make_services, resolve_spec_path
 from tfsops.cli.context import GlobalOptions, execute
 from tfsops.cli.output import Result
+from tfsops.cli.params import (
+    option_positive,
+    option_seconds,
+    option_seconds_or_zero,
+    option_version,
+)
 
 if TYPE_CHECKING:
     from tfsops.executor import ApplyOptions, ApplyResult
@@ -22,7 +27,7 @@ TimeoutOpt = Annotated[
     typer.Option(
         "--timeout",
         help="Seconds to wait for AVAILABLE; also the deadline of each reload RPC.",
-        callback=inputs.option_seconds,
+        callback=option_seconds,
     ),
 ]
 LockOpt = Annotated[
@@ -30,7 +35,7 @@ LockOpt = Annotated[
     typer.Option(
         "--lock-timeout",
         help="Seconds to wait for another tfsops run on this deployment.",
-        callback=inputs.option_seconds_or_zero,
+        callback=option_seconds_or_zero,
     ),
 ]
 
@@ -175,7 +180,7 @@ def promote(
         typer.Option(
             "--version",
             help="Version the label should point at.",
-            callback=inputs.option_version,
+            callback=option_version,
         ),
     ],
     timeout: TimeoutOpt = 300.0,
@@ -207,9 +212,7 @@ def publish(
     source: Annotated[Path, typer.Argument(help="A SavedModel folder (holding saved_model.pb).")],
     version: Annotated[
         int | None,
-        typer.Option(
-            "--version", help="Version number (default: next).", callback=inputs.option_version
-        ),
+        typer.Option("--version", help="Version number (default: next).", callback=option_version),
     ] = None,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait until it is AVAILABLE.")
@@ -270,7 +273,7 @@ def rollback(
         typer.Option(
             "--to",
             help="Revision number (default: the previous one).",
-            callback=inputs.option_positive,
+            callback=option_positive,
         ),
     ] = None,
     force: Annotated[

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from tfsops import inputs
 from tfsops.cli.app import app
 from tfsops.cli.common import load_spec, make_services
 from tfsops.cli.context import GlobalOptions, execute
 from tfsops.cli.output import Result, table
+from tfsops.cli.params import option_seconds, option_seconds_or_zero, option_version
 from tfsops.errors import ExitCode
 
 
@@ -29,7 +29,7 @@ def health(
         typer.Option(
             "--timeout",
             help="Seconds for --wait (exit 6 after).",
-            callback=inputs.option_seconds_or_zero,
+            callback=option_seconds_or_zero,
         ),
     ] = 60.0,
     interval: Annotated[
@@ -37,7 +37,7 @@ def health(
         typer.Option(
             "--interval",
             help="Seconds between polls with --wait.",
-            callback=inputs.option_seconds,
+            callback=option_seconds,
         ),
     ] = 1.0,
 ) -> None:
@@ -224,7 +224,7 @@ def predict(
     signature: Annotated[str | None, typer.Option("--signature", help="Signature name.")] = None,
     version: Annotated[
         int | None,
-        typer.Option("--version", help="A specific version.", callback=inputs.option_version),
+        typer.Option("--version", help="A specific version.", callback=option_version),
     ] = None,
     label: Annotated[str | None, typer.Option("--label", help="A version label.")] = None,
     grpc: Annotated[
@@ -232,7 +232,7 @@ def predict(
     ] = False,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", help="Seconds for the request.", callback=inputs.option_seconds),
+        typer.Option("--timeout", help="Seconds for the request.", callback=option_seconds),
     ] = 30.0,
 ) -> None:
     """Send a predict request to a model (smoke test), over REST or gRPC.

@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from tfsops import inputs
 from tfsops.cli.app import app
 from tfsops.cli.common import make_services, resolve_spec_path
 from tfsops.cli.context import GlobalOptions, execute
 from tfsops.cli.output import Result
+from tfsops.cli.params import option_seconds, option_seconds_or_zero
 from tfsops.errors import ExitCode
 
 
@@ -31,7 +31,7 @@ def watch(
         typer.Option(
             "--debounce",
             help="Seconds of quiet before acting on a burst.",
-            callback=inputs.option_seconds_or_zero,
+            callback=option_seconds_or_zero,
         ),
     ] = 1.0,
     check_interval: Annotated[
@@ -39,7 +39,7 @@ def watch(
         typer.Option(
             "--check-interval",
             help="Seconds between health looks (re-apply after a restart).",
-            callback=inputs.option_seconds,
+            callback=option_seconds,
         ),
     ] = 10.0,
     timeout: Annotated[
@@ -47,7 +47,7 @@ def watch(
         typer.Option(
             "--timeout",
             help="Seconds to wait for AVAILABLE per change.",
-            callback=inputs.option_seconds,
+            callback=option_seconds,
         ),
     ] = 300.0,
     once: Annotated[bool, typer.Option("--once", help="One sync pass, then exit (cron).")] = False,
