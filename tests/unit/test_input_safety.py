@@ -506,3 +506,58 @@ def test_a_library_caller_gets_exit_3_too(tmp_path: Path) -> None:
     with pytest.raises(TfsopsError) as info:
         inputs.seconds(math.nan, "timeout")
     assert info.value.exit_code == ExitCode.INVALID
+
+
+# ---- large saved_model.pb, commit tags, ssh engines -----------------------------------
+
+
+def test_a_large_saved_model_is_read_lean_with_the_same_answer(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tfsops.savedmodel import inspect
+
+    version = models_dir / "half_plus_two" / "1"
+    whole = inspect.inspect_version(version)
+    monkeypatch.setattr(inspect, "LEAN_THRESHOLD", 0)  # every file counts as large
+    lean = inspect.inspect_version(version)
+    assert lean == whole
+    # The graph is skipped, not trusted blindly: a truncated copy is still refused.
+    cut = tmp_path / "1"
+    shutil.copytree(version, cut)
+    pb = cut / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes()[: pb.stat().st_size // 2])
+    with pytest.raises(InvalidInput, match="not a SavedModel"):
+        inspect.inspect_version(cut)
+
+
+def test_commit_refuses_a_bad_tag_before_touching_the_engine(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    from tfsops.commit import commit_image
+
+    spec = spec_from_data(
+        {"name": "n", "models": [{"name": "a", "path": str(models_dir / "half_plus_two")}]},
+        base_dir=tmp_path,
+        source="t",
+    )
+
+    def no_engine() -> Any:
+        raise AssertionError("the engine was reached")
+
+    services = Services(
+        runtime_factory=no_engine,
+        serving_factory=lambda _ep: FakeServing(),
+        admin_factory=lambda _ep: FakeServing(),
+    )
+    with pytest.raises(InvalidInput, match="not an image reference"):
+        commit_image(spec, "Bad/UPPER", services)
+
+
+def test_ssh_engines_have_their_transport_installed() -> None:
+    import importlib.util
+
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.startswith("docker[ssh]") for d in deps)
+    assert importlib.util.find_spec("paramiko") is not None
