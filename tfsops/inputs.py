@@ -80,6 +80,13 @@ def label(value: str, what: str = "--label") -> str:
     return value
 
 
+def log_tail(value: str, what: str = "--tail") -> str:
+    """A line count for logs: a whole number, or "all"."""
+    if value != "all" and not (value.isascii() and value.isdigit() and len(value) < 10):
+        raise InvalidInput(f"{what} {value!r}: expected a number of lines, or all")
+    return value
+
+
 def image_reference(value: str, what: str = "--tag") -> str:
     """An image reference Docker accepts: ``[host[:port]/]repo/path[:tag]``, lowercase repo."""
     if not isinstance(value, str) or len(value) > 255 or not IMAGE_REF_RE.match(value):

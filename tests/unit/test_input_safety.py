@@ -561,3 +561,17 @@ def test_ssh_engines_have_their_transport_installed() -> None:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert any(d.startswith("docker[ssh]") for d in deps)
     assert importlib.util.find_spec("paramiko") is not None
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["--json", "-d", "../../etc", "status"], "status"),
+        (["--json", "predict", "m", "--instances", "[1]", "--label", "a/../b"], "predict"),
+        (["--json", "logs", "--tail", "lots"], "logs"),
+    ],
+)
+def test_names_that_reach_a_path_or_url_are_checked(argv: list[str], command: str) -> None:
+    proc = _cli(*argv)
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    assert json.loads(proc.stdout)["command"] == command

@@ -18,7 +18,7 @@ import typer
 from tfsops import __version__
 from tfsops.cli.argv import GLOBAL_OPTIONS, hoist_global_options
 from tfsops.cli.context import GlobalOptions
-from tfsops.cli.params import option_engine_url
+from tfsops.cli.params import option_engine_url, option_name
 from tfsops.errors import EXIT_CODE_HELP, ExitCode
 
 app = typer.Typer(
@@ -57,7 +57,12 @@ def main_callback(
     ] = None,
     deployment: Annotated[
         str | None,
-        typer.Option("-d", "--deployment", help="Act on a deployment by name (its saved spec)."),
+        typer.Option(
+            "-d",
+            "--deployment",
+            help="Act on a deployment by name (its saved spec).",
+            callback=option_name,
+        ),
     ] = None,
     docker_host: Annotated[
         str | None,

@@ -11,7 +11,13 @@ from tfsops.cli.app import app
 from tfsops.cli.common import load_spec, make_services
 from tfsops.cli.context import GlobalOptions, execute
 from tfsops.cli.output import Result, table
-from tfsops.cli.params import option_seconds, option_seconds_or_zero, option_version
+from tfsops.cli.params import (
+    option_label,
+    option_log_tail,
+    option_seconds,
+    option_seconds_or_zero,
+    option_version,
+)
 from tfsops.errors import ExitCode
 
 
@@ -226,7 +232,9 @@ def predict(
         int | None,
         typer.Option("--version", help="A specific version.", callback=option_version),
     ] = None,
-    label: Annotated[str | None, typer.Option("--label", help="A version label.")] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", help="A version label.", callback=option_label)
+    ] = None,
     grpc: Annotated[
         bool, typer.Option("--grpc", help="Use gRPC PredictionService (default REST).")
     ] = False,
@@ -279,7 +287,10 @@ def logs(
     follow: Annotated[
         bool, typer.Option("-f", "--follow", help="Keep printing new lines.")
     ] = False,
-    tail: Annotated[str, typer.Option("--tail", help='Lines from the end, or "all".')] = "200",
+    tail: Annotated[
+        str,
+        typer.Option("--tail", help='Lines from the end, or "all".', callback=option_log_tail),
+    ] = "200",
 ) -> None:
     """The serving container's logs (stdout and stderr of tensorflow_model_server).
 
