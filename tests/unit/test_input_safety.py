@@ -266,6 +266,13 @@ def _all_models_spec(spec_path: Path) -> DeploymentSpec:
 
 
 OPTS = ApplyOptions(timeout=30, lock_timeout=5)
+FOLDERS = {"b": "half_plus_three", "c": "times_two_plus_one"}
+
+
+def _add(ops: ModelOps, spec_path: Path, name: str, opts: ApplyOptions = OPTS) -> None:
+    """``add-model NAME`` of one of the copied models (b or c), through ``spec_path``."""
+    folder = spec_path.resolve().parent / "models" / FOLDERS[name]
+    ops.add_model(spec_path, name, folder, policy=None, labels={}, opts=opts)
 
 
 def test_reload_deadline_follows_the_timeout(deployment) -> None:  # type: ignore[no-untyped-def]
@@ -319,9 +326,7 @@ def test_add_model_through_a_symlinked_spec_edits_the_target(deployment, tmp_pat
     link = elsewhere / "tfsops.yaml"
     link.symlink_to(spec_path)
     _sync_disk(fake, _all_models_spec(spec_path))
-    ModelOps(services).add_model(
-        link, "b", spec_path.parent / "models/half_plus_three", policy=None, labels={}, opts=OPTS
-    )
+    _add(ModelOps(services), link, "b")
     assert link.is_symlink() and link.resolve() == spec_path
     assert [m.name for m in load_spec(spec_path).models] == ["a", "b"]
     assert "# comment kept" in spec_path.read_text()
@@ -334,14 +339,7 @@ def test_an_edit_made_during_add_model_is_kept(deployment) -> None:  # type: ign
         spec_path.read_text() + "restart: always  # edited meanwhile\n"
     )
     with pytest.raises(InvalidInput, match="changed while") as info:
-        ModelOps(services).add_model(
-            spec_path,
-            "b",
-            spec_path.parent / "models/half_plus_three",
-            policy=None,
-            labels={},
-            opts=OPTS,
-        )
+        _add(ModelOps(services), spec_path, "b")
     assert info.value.exit_code == ExitCode.INVALID
     text = spec_path.read_text()
     assert "restart: always  # edited meanwhile" in text  # their edit
@@ -366,9 +364,7 @@ def test_a_read_only_spec_is_refused_before_the_server_changes(
     applied = state.applied_file("models.config")
     ops = ModelOps(services)
     with pytest.raises(InvalidInput, match="not writable"):
-        ops.add_model(
-            spec_path, "b", folder / "models/half_plus_three", policy=None, labels={}, opts=OPTS
-        )
+        _add(ops, spec_path, "b")
     with pytest.raises(InvalidInput, match="not writable"):
         ops.rollback(spec_path, None, OPTS)
     assert admin.deadlines == []  # the server was not touched
@@ -380,22 +376,8 @@ def test_rollback_refuses_to_overwrite_unrecorded_edits(deployment) -> None:  # 
     spec_path, fake, _admin, services, _state = deployment
     _sync_disk(fake, _all_models_spec(spec_path))
     ops = ModelOps(services)
-    ops.add_model(
-        spec_path,
-        "b",
-        spec_path.parent / "models/half_plus_three",
-        policy=None,
-        labels={},
-        opts=OPTS,
-    )
-    ops.add_model(
-        spec_path,
-        "c",
-        spec_path.parent / "models/times_two_plus_one",
-        policy=None,
-        labels={},
-        opts=OPTS,
-    )
+    _add(ops, spec_path, "b")
+    _add(ops, spec_path, "c")
     spec_path.write_text(spec_path.read_text() + "# a note of mine\n")
     with pytest.raises(InvalidInput, match="rollback would overwrite them"):
         ops.rollback(spec_path, None, OPTS)
@@ -411,14 +393,7 @@ def test_a_bad_new_version_of_one_model_does_not_block_changes_to_others(deploym
     (garbage / "saved_model.pb").write_bytes(b"\x00garbage" * 10)
     _sync_disk(fake, _all_models_spec(spec_path))
     ops = ModelOps(services)
-    ops.add_model(
-        spec_path,
-        "b",
-        spec_path.parent / "models/half_plus_three",
-        policy=None,
-        labels={},
-        opts=ApplyOptions(timeout=5, lock_timeout=5),
-    )
+    _add(ops, spec_path, "b", ApplyOptions(timeout=5, lock_timeout=5))
     assert [m.name for m in load_spec(spec_path).models] == ["a", "b"]
 
 
