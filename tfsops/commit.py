@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from tfsops.errors import InvalidInput, TfsopsError
+from tfsops.errors import TfsopsError
 from tfsops.plan import layout as L
 from tfsops.plan.container import server_command
 from tfsops.plan.expected import check_models
@@ -45,8 +45,11 @@ class CommitResult:
 def commit_image(
     spec: DeploymentSpec, tag: str, services: Services, *, base_image: str | None = None
 ) -> CommitResult:
-    if not tag or any(c.isspace() for c in tag):
-        raise InvalidInput(f"not an image tag: {tag!r}")
+    from tfsops import inputs
+
+    inputs.image_reference(tag, "--tag")  # before anything is copied
+    if base_image is not None:
+        inputs.image_reference(base_image, "--image")
     check_models(spec)
     runtime = services.runtime
     image = base_image or spec.image_ref

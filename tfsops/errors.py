@@ -62,6 +62,12 @@ class InvalidInput(TfsopsError):
     exit_code = ExitCode.INVALID
 
 
+class UsageError(TfsopsError):
+    """A bad command line (unknown command or option, a flag value out of range)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class SpecError(InvalidInput):
     """A spec that does not validate; one ``key.path: message`` line per problem."""
 

@@ -132,8 +132,11 @@ class Executor:
         self, spec: DeploymentSpec, spec_text: str, spec_path: Path, opts: ApplyOptions
     ) -> ApplyResult:
         """Converge with the lock held. ``spec_text`` is recorded in the revision."""
-        check_models(spec)  # exit 3 before Docker is touched
         files, desired, state = self.desired(spec)
+        # Exit 3 before Docker is touched, for the models this change touches: a bad new
+        # version in another model is the server's business and holds no one hostage.
+        touched = touched_models(files.models_config, state.applied_file("models.config"))
+        check_models(spec, touched)
         observed = self.s.runtime.find(spec.name)
         if observed is not None and observed.status == "running":
             repair_interrupted_reload(spec, self.s, state)
@@ -148,6 +151,8 @@ class Executor:
                 hint="if that is meant, use `tfsops remove-model NAME --yes`, or apply with --prune",
                 details={"would_unload": [m.name for m in unasked]},
             )
+        if touched is not None and plan.action in (CREATE, RECREATE, START):
+            check_models(spec)  # a (re)started server loads every model
         return self._run(plan, spec, spec_text, spec_path, files, state, opts)
 
     def _container_exists(self, name: str) -> bool:
@@ -446,10 +451,9 @@ class Executor:
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    from tfsops.inputs import text_file
+
+    return text_file(path, "spec file")
 
 
 def _snapshot(state: DeploymentState) -> dict[str, str]:
@@ -487,3 +491,13 @@ def _host_compat(
             [d for d in ids if isinstance(d, int)] if all(isinstance(d, int) for d in ids) else None
         )
     return list(ensure_image_compatible(labels, read(), force, image=image, devices=devices))
+
+
+def touched_models(desired: str, applied: str | None) -> list[str] | None:
+    """Models a hot change adds or changes (None: every model, when nothing was applied yet)."""
+    if applied is None:
+        return None
+    from tfsops.plan.diff import model_diff
+
+    diff = model_diff(applied, desired)
+    return [m.name for m in diff.added] + [new.name for _old, new in diff.changed]

@@ -108,12 +108,23 @@ def transactional_reload(
     *,
     allow_remove: Collection[str] = (),
     timeout: float = 300.0,
-    rpc_timeout: float = DEFAULT_RPC_TIMEOUT,
+    rpc_timeout: float | None = None,
     reason: str = "reload",
     force: bool = False,
     models_checked: bool = False,
 ) -> ReloadOutcome:
-    """Bring the running server to ``spec``'s model list; see the module docstring."""
+    """Bring the running server to ``spec``'s model list; see the module docstring.
+
+    Each reload RPC's deadline is ``rpc_timeout``, by default the caller's
+    ``timeout`` (``--timeout``). Putting the previous list back waits at least
+    as long as the server may still be busy with a failing load (its retries
+    are bounded by flags tfsops sets).
+    """
+    from tfsops.plan.container import load_failure_bound
+
+    rpc_timeout = timeout if rpc_timeout is None else rpc_timeout
+    # The server finishes a failing load (its retries) before it takes the next reload.
+    restore_timeout = max(rpc_timeout, load_failure_bound(spec))
     desired = render_models_config(spec)
     applied = state.applied_file("models.config")
     diff = model_diff(applied, desired)
@@ -164,12 +175,19 @@ def transactional_reload(
                 raise error
         outcome.health = report
     except TfsopsError as exc:
-        restored = _restore(admin, applied, rpc_timeout, services)
+        restored = _restore(admin, applied, restore_timeout, services)
         if restored:
             _clear_intent(state)
         raise OperationFailed(
             f"reload of {spec.name} failed: {exc.message}"
-            + ("; the previous model list was restored" if restored else ""),
+            + (
+                "; the previous model list was restored"
+                if restored
+                else "; the previous model list could not be put back yet: the next tfsops "
+                "command on this deployment does it"
+                if applied
+                else ""
+            ),
             hint=exc.hint or "models.config on disk was not changed",
             details={"restored": restored, **exc.details},
         ) from exc
@@ -178,7 +196,7 @@ def transactional_reload(
         state.write_config_files({"models.config": desired}, remove_others=False)
     except StateWriteError as exc:
         # The file keeps the old list; keep the server on it too, so a restart changes nothing.
-        restored = _restore(admin, applied, rpc_timeout, services)
+        restored = _restore(admin, applied, restore_timeout, services)
         if restored:
             _clear_intent(state)
         raise OperationFailed(

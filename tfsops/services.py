@@ -80,7 +80,7 @@ def endpoint_for(spec: DeploymentSpec) -> Endpoint:
         ca_path = spec.tls.ca or spec.tls.cert
         try:
             ca = ca_path.read_text(encoding="utf-8")
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             ca = None
     return Endpoint(
         host=host,

@@ -103,15 +103,21 @@ class Watcher:
     def _apply_opts(self, **kw: Any) -> ApplyOptions:
         return ApplyOptions(timeout=self.opts.timeout, **kw)
 
-    def sync(self, reason: str) -> None:
-        """Converge to the spec file (a user's edit may remove models: that is their intent)."""
+    def sync(self, reason: str, *, force: bool = True) -> None:
+        """Converge to the spec file (a user's edit may remove models: that is their intent).
+
+        ``force=False`` (the start) sends nothing when the server already runs the
+        applied list; a server that lost it is caught by ``check()`` right after.
+        """
         try:
             spec = load_spec(self.spec_path)
         except InvalidInput as exc:
             self.log("spec-invalid", error=exc.message)
             return
         self.spec = spec
-        result = self.ops.reload(self.spec_path, self._apply_opts(prune=True))
+        result = self.ops.reload(
+            self.spec_path, self._apply_opts(prune=True, wait=force), force=force
+        )
         info = self.s.runtime.find(spec.name)  # a container this sync replaced is no restart
         self._container = None if info is None else (info.id, info.status, info.started_at)
         self.log(
@@ -159,13 +165,22 @@ class Watcher:
         """New or removed versions load through TF Serving's own scan; wait and report."""
         from tfsops.health import wait_until_healthy
         from tfsops.plan.expected import expected_models
+        from tfsops.savedmodel.validate import check_model_dir
 
         spec = self.spec
         if spec is None or self.s.runtime.find(spec.name) is None:
             return
+        # A model whose folder is broken now is reported, not waited for: the others go on.
+        broken = set()
+        for entry in spec.models:
+            found = check_model_dir(entry.path, entry.policy_kind, dict(entry.labels)).problems
+            if found:
+                broken.add(entry.name)
+                self.log("versions-invalid", model=entry.name, error=found[0])
+        names = [m.name for m in spec.models if m.name not in broken]
         client = self.s.serving_factory(endpoint_for(spec))
         report = wait_until_healthy(
-            client, expected_models(spec), timeout=self.opts.timeout, interval=0.5
+            client, expected_models(spec, names), timeout=self.opts.timeout, interval=0.5
         )
         for model in report.models:
             self.log(
@@ -286,7 +301,11 @@ class Watcher:
 
     def _handle(self, pending: set[str]) -> None:
         if "spec" in pending:
-            self.sync("spec changed" if self.spec is not None else "start")
+            if self.spec is None:
+                self.sync("start", force=False)
+                self.check()
+            else:
+                self.sync("spec changed")
         if "discover" in pending and self.opts.discover:
             self.discover()
         if "versions" in pending:

@@ -29,7 +29,12 @@ DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
 
 def engine_url(docker_host: str | None) -> str:
-    return docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+    from tfsops import inputs
+
+    if docker_host:
+        return inputs.engine_url(docker_host)
+    env = os.environ.get("DOCKER_HOST")
+    return inputs.engine_url(env, "DOCKER_HOST") if env else DEFAULT_SOCKET
 
 
 def _unreachable(url: str, exc: BaseException) -> EngineUnreachable:
@@ -89,6 +94,21 @@ def _info(container: Any) -> ContainerInfo:
     )
 
 
+def _check_ssh_transport(url: str) -> None:
+    """docker-py reaches ssh:// engines through paramiko (the docker[ssh] extra)."""
+    if not url.startswith("ssh://"):
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("paramiko") is None:
+        raise EngineUnreachable(
+            f"cannot reach the Docker engine at {url}: ssh:// engines need paramiko, "
+            "which is not installed",
+            hint="pip install 'docker[ssh]' (or paramiko) into tfsops's environment",
+            details={"docker_host": url},
+        )
+
+
 class DockerRuntime:
     """What tfsops needs from the engine, in its own words."""
 
@@ -100,6 +120,7 @@ class DockerRuntime:
     @property
     def client(self) -> Any:
         if self._client is None:
+            _check_ssh_transport(self.url)
             with translated(self.url, "connecting to the Docker engine"):
                 client = docker.DockerClient(base_url=self.url, timeout=self._timeout)
                 client.ping()

@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from tfsops import __version__
-from tfsops.cli.argv import hoist_global_options
+from tfsops.cli.argv import GLOBAL_OPTIONS, hoist_global_options
 from tfsops.cli.context import GlobalOptions
-from tfsops.errors import EXIT_CODE_HELP
+from tfsops.cli.params import option_engine_url, option_name
+from tfsops.errors import EXIT_CODE_HELP, ExitCode
 
 app = typer.Typer(
     name="tfsops",
@@ -56,12 +57,19 @@ def main_callback(
     ] = None,
     deployment: Annotated[
         str | None,
-        typer.Option("-d", "--deployment", help="Act on a deployment by name (its saved spec)."),
+        typer.Option(
+            "-d",
+            "--deployment",
+            help="Act on a deployment by name (its saved spec).",
+            callback=option_name,
+        ),
     ] = None,
     docker_host: Annotated[
         str | None,
         typer.Option(
-            "--docker-host", help="Docker engine URL (else DOCKER_HOST or the local socket)."
+            "--docker-host",
+            help="Docker engine URL (else DOCKER_HOST or the local socket).",
+            callback=option_engine_url,
         ),
     ] = None,
     version: Annotated[
@@ -118,4 +126,50 @@ _register_commands()
 
 def main(argv: list[str] | None = None) -> None:
     args = hoist_global_options(sys.argv[1:] if argv is None else argv)
-    app(args=args, prog_name="tfsops")
+    if not _wants_json(args):
+        app(args=args, prog_name="tfsops")
+        return
+    # --json promises one envelope on stdout for every outcome, usage errors included.
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="tfsops", standalone_mode=False)
+    except typer.Abort:
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except Exception as exc:
+        if not _is_usage_error(exc):
+            raise
+        _usage_envelope(args, exc)
+        sys.exit(int(ExitCode.USAGE))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _wants_json(args: list[str]) -> bool:
+    for token in args:
+        if token == "--":
+            return False
+        if token == "--json":
+            return True
+    return False
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    # click's UsageError (typer vendors click, so the class is not imported by name).
+    return getattr(exc, "exit_code", None) == ExitCode.USAGE and hasattr(exc, "format_message")
+
+
+def _usage_envelope(args: list[str], exc: Any) -> None:
+    from tfsops.cli.output import emit_error
+    from tfsops.errors import UsageError
+
+    ctx: Any = getattr(exc, "ctx", None)
+    in_command = ctx is not None and ctx.parent is not None
+    first_word, skip = "", False
+    for token in args:  # the command name: the first word that is no global option's value
+        if skip or token.startswith("-"):
+            skip = GLOBAL_OPTIONS.get(token, False)
+            continue
+        first_word = token
+        break
+    command = str(ctx.info_name) if in_command else first_word
+    hint = f"see `tfsops {command} --help`" if in_command else "see `tfsops --help`"
+    emit_error(command or "tfsops", UsageError(exc.format_message(), hint=hint), as_json=True)

@@ -7,6 +7,7 @@ versioned envelope and nothing else. Progress and diagnostics go to stderr.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import traceback
 from collections.abc import Sequence
@@ -49,8 +50,28 @@ def envelope(
 
 def dump_json(obj: Any, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
-    stream.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    text = json.dumps(finite_json(obj), indent=2, sort_keys=False, default=str, allow_nan=False)
+    stream.write(text + "\n")
     stream.flush()
+
+
+def finite_json(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as the strings "NaN", "Infinity", "-Infinity".
+
+    JSON has no such numbers (Python would print bare ``NaN``, which strict
+    parsers such as ``jq`` refuse); a model's output may well hold them.
+    """
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return "NaN"
+        if math.isinf(obj):
+            return "Infinity" if obj > 0 else "-Infinity"
+        return obj
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
 
 
 def error_payload(exc: TfsopsError) -> dict[str, Any]:

@@ -84,6 +84,33 @@ class ContainerPlan:
         return None
 
 
+# Flags tfsops sets unless server_args does: a model that cannot load ends in
+# error after a bounded time. Upstream's default (5 retries a minute apart)
+# keeps a failing load going for about 5 minutes, while the reload RPC that
+# asked for it, and the restore after it, wait (reference §1.3, §3.4).
+LOAD_RETRY_DEFAULTS: dict[str, int] = {
+    "max_num_load_retries": 2,
+    "load_retry_interval_micros": 5_000_000,
+}
+
+
+def load_retry_flags(spec: DeploymentSpec) -> dict[str, int]:
+    """The load-retry flags the server runs with (server_args may set them)."""
+    out = dict(LOAD_RETRY_DEFAULTS)
+    for key in out:
+        value = spec.server_args.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[key] = value
+    return out
+
+
+def load_failure_bound(spec: DeploymentSpec) -> float:
+    """Seconds after which the server has given up on a load that keeps failing (retries only;
+    the attempts themselves take as long as the model needs to fail)."""
+    flags = load_retry_flags(spec)
+    return max(flags["max_num_load_retries"], 0) * max(flags["load_retry_interval_micros"], 0) / 1e6
+
+
 def _flag(name: str, value: object) -> str:
     if isinstance(value, bool):
         return f"--{name}={'true' if value else 'false'}"
@@ -98,6 +125,7 @@ def server_command(spec: DeploymentSpec, files: RenderedFiles) -> tuple[str, ...
         # (upstream #1608); without this a restart with labels fails.
         "--allow_version_labels_for_unavailable_models",
     ]
+    args += [_flag(k, v) for k, v in LOAD_RETRY_DEFAULTS.items() if k not in spec.server_args]
     if files.batching_config is not None:
         args += ["--enable_batching", f"--batching_parameters_file={L.BATCHING_CONFIG}"]
     if files.monitoring_config is not None:

@@ -135,13 +135,11 @@ def render_ssl_config(spec: DeploymentSpec) -> str | None:
     """The SSLConfig text with the key and certificates inlined (secret: 0600, never printed)."""
     if spec.tls is None:
         return None
-    from tfsops.errors import InvalidInput
 
     def read(path: Any, what: str) -> str:
-        try:
-            return str(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InvalidInput(f"tls.{what}: cannot read {path}: {exc.strerror}") from None
+        from tfsops.inputs import text_file
+
+        return text_file(path, f"tls.{what}")
 
     text = _render(
         "ssl.config.j2",

@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 from tfsops.adapters import protos
 from tfsops.errors import InvalidInput
 from tfsops.savedmodel._fs import listing, os_problem, show
+from tfsops.savedmodel.lean import LEAN_THRESHOLD, WireError, read_lean
 from tfsops.savedmodel.versions import (
     CHUNKED_SAVED_MODEL_FILE,
     SAVED_MODEL_FILES,
@@ -223,9 +224,17 @@ def read_saved_model(version_dir: Path | str) -> tuple[Any, Path]:
             raise InvalidInput(
                 f"{show(path)} is {kind}, not a SavedModel file", details={"path": show(path)}
             )
-        raw = path.read_bytes()
+        # Do not hold a graph of a gigabyte in memory to read tags and signatures.
+        lean = st.st_size > LEAN_THRESHOLD and not path.name.endswith(".pbtxt")
+        raw = read_lean(path) if lean else path.read_bytes()
     except OSError as exc:
         raise _unreadable(exc, path) from None
+    except WireError as exc:
+        raise InvalidInput(
+            f"{show(path)} is not a SavedModel (parse error: {exc})",
+            hint="a truncated copy or a file of another kind; export the model again",
+            details={"path": show(path)},
+        ) from None
     module = protos.saved_model_pb2()
     saved_model = module.SavedModel()
     text_format = protos.text_format()

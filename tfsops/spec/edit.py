@@ -30,6 +30,15 @@ def _yaml() -> Any:
 
 def edit_spec(path: Path, mutate: Callable[[Any], None]) -> tuple[str, DeploymentSpec]:
     """Apply ``mutate`` to the parsed spec file; return the new text and the validated spec."""
+    from tfsops.inputs import text_file
+
+    return edit_spec_text(path, text_file(path, "spec file"), mutate)
+
+
+def edit_spec_text(
+    path: Path, original: str, mutate: Callable[[Any], None]
+) -> tuple[str, DeploymentSpec]:
+    """``edit_spec`` on ``original``, the text read from ``path``."""
     if path.suffix.lower() == ".toml":
         raise InvalidInput(
             f"{path}: tfsops edits YAML specs only (TOML has no comment-keeping writer here)",
@@ -39,9 +48,7 @@ def edit_spec(path: Path, mutate: Callable[[Any], None]) -> tuple[str, Deploymen
 
     yaml = _yaml()
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+        data = yaml.load(original)
     except YAMLError as exc:
         raise SpecError([f"YAML error: {exc}"], source=str(path)) from None
     if not isinstance(data, Mapping):
@@ -110,10 +117,39 @@ def new_model_entry(
     return entry
 
 
-def write_spec_text(path: Path, text: str) -> None:
+class SpecChanged(InvalidInput):
+    """The spec file changed on disk while a command that edits it was running."""
+
+
+def check_spec_writable(path: Path) -> None:
+    """Refuse (exit 3) before anything changes when the edited spec could not be saved.
+
+    The file is replaced through a temporary file in its folder, so the folder
+    must be writable too (a read-only mount is not).
+    """
+    target = path.resolve()
+    for what, where in (("spec file", target), ("folder of the spec file", target.parent)):
+        if where.exists() and not os.access(where, os.W_OK):
+            raise InvalidInput(
+                f"the {what} {where} is not writable: this command saves its change there",
+                hint="make it writable (or edit a writable copy with -f); nothing was changed",
+                details={"path": str(where)},
+            )
+
+
+def write_spec_text(path: Path, text: str, *, expected: str | None = None) -> None:
+    """Replace the spec file's text; a symlinked spec has its target written (the link stays).
+
+    With ``expected``, refuse (``SpecChanged``) when the file no longer holds that
+    text: someone edited it meanwhile, and their edit must not be lost.
+    """
+    from tfsops.inputs import text_file
     from tfsops.state import atomic_write
 
+    target = path.resolve()
+    if expected is not None and text_file(target, "spec file") != expected:
+        raise SpecChanged(f"{path} changed while this command ran", details={"path": str(path)})
     mode = 0o644
     with contextlib.suppress(OSError):
-        mode = os.stat(path).st_mode & 0o777
-    atomic_write(path, text, mode=mode)
+        mode = os.stat(target).st_mode & 0o777
+    atomic_write(target, text, mode=mode)

@@ -700,10 +700,9 @@ class SwarmExecutor:
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    from tfsops.inputs import text_file
+
+    return text_file(path, "spec file")
 
 
 def status_text(status: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from tfsops.cli.app import app
 from tfsops.cli.common import load_spec, make_executor
 from tfsops.cli.context import GlobalOptions, execute
 from tfsops.cli.output import Result
+from tfsops.cli.params import option_seconds
 
 if TYPE_CHECKING:
     from tfsops.executor import ApplyResult
@@ -38,7 +39,12 @@ WaitOpt = Annotated[
     bool, typer.Option("--wait/--no-wait", help="Wait until every model is AVAILABLE.")
 ]
 TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", help="Seconds to wait for AVAILABLE (exit 6 after).")
+    float,
+    typer.Option(
+        "--timeout",
+        help="Seconds to wait for AVAILABLE (exit 6 after).",
+        callback=option_seconds,
+    ),
 ]
 KeepOpt = Annotated[
     bool,

@@ -64,8 +64,9 @@ def init(
     """
 
     def action(opts: GlobalOptions) -> Result:
+        from tfsops import inputs
         from tfsops.errors import InvalidInput
-        from tfsops.spec.load import load_spec
+        from tfsops.spec.load import parse_text, spec_from_data
         from tfsops.state import atomic_write
 
         target = opts.spec_file or output
@@ -73,6 +74,11 @@ def init(
             raise InvalidInput(f"{target} exists", hint="pass --force to overwrite it")
         if example and model_path is not None:
             raise InvalidInput("give --example or --model-path, not both")
+        # Checked before anything is written (an existing spec stays as it was).
+        inputs.name(name, "--name")
+        if model_name is not None:
+            inputs.name(model_name, "--model-name")
+        inputs.image_reference(image, "--image")
         folder = target.resolve().parent
         created_model = None
         if example:
@@ -86,8 +92,8 @@ def init(
                 half_plus(created_model, 0.5, 2.0, (1,))
             path_text, model = "./models/half_plus_two", model_name or "half_plus_two"
         elif model_path is not None:
-            path_text = str(model_path)
-            model = model_name or model_path.resolve().name
+            path_text = _yaml_path(str(model_path))
+            model = inputs.name(model_name or model_path.resolve().name, "model name")
         else:
             path_text, model = "./models/my_model", model_name or "my_model"
         from tfsops.spec.model import image_has_tag
@@ -102,15 +108,21 @@ def init(
             model=model,
             path=path_text,
         )
+        # The starter must itself be valid: checked in memory, then written once.
+        spec_from_data(parse_text(text, str(target), "yaml"), base_dir=folder, source=str(target))
         atomic_write(target, text)
-        try:
-            load_spec(target)  # the starter must itself be valid
-        except Exception:
-            target.unlink()
-            raise
         data = {"spec": str(target), "model_created": str(created_model) if created_model else None}
         return Result(
             data=data, text=f"wrote {target}" + (f" and {created_model}" if created_model else "")
         )
 
     execute(ctx, "init", action)
+
+
+def _yaml_path(path: str) -> str:
+    """A path as written by a person when it is plain, else quoted so YAML reads it back."""
+    import re
+
+    from tfsops import inputs
+
+    return path if re.fullmatch(r"[A-Za-z0-9_./~+-]+", path) else inputs.yaml_string(path)

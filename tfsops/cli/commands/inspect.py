@@ -10,6 +10,7 @@ import typer
 from tfsops.cli.app import app
 from tfsops.cli.context import GlobalOptions, execute
 from tfsops.cli.output import Result, table
+from tfsops.cli.params import option_version
 
 if TYPE_CHECKING:  # the savedmodel package is imported inside the action, not at startup
     from tfsops.savedmodel.inspect import InspectResult, Signature
@@ -27,7 +28,13 @@ def inspect_command(
         ),
     ],
     version: Annotated[
-        int | None, typer.Option("--version", help="Show only this version.", show_default=False)
+        int | None,
+        typer.Option(
+            "--version",
+            help="Show only this version.",
+            show_default=False,
+            callback=option_version,
+        ),
     ] = None,
     signature: Annotated[
         str | None,

@@ -11,16 +11,31 @@ from tfsops.cli.app import app
 from tfsops.cli.common import make_services, resolve_spec_path
 from tfsops.cli.context import GlobalOptions, execute
 from tfsops.cli.output import Result
+from tfsops.cli.params import (
+    option_positive,
+    option_seconds,
+    option_seconds_or_zero,
+    option_version,
+)
 
 if TYPE_CHECKING:
     from tfsops.executor import ApplyOptions, ApplyResult
     from tfsops.modelops import ModelOps
 
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for AVAILABLE.")]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        help="Seconds to wait for AVAILABLE; also the deadline of each reload RPC.",
+        callback=option_seconds,
+    ),
+]
 LockOpt = Annotated[
     float,
     typer.Option(
-        "--lock-timeout", help="Seconds to wait for another tfsops run on this deployment."
+        "--lock-timeout",
+        help="Seconds to wait for another tfsops run on this deployment.",
+        callback=option_seconds_or_zero,
     ),
 ]
 
@@ -160,7 +175,14 @@ def promote(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model name.")],
     label: Annotated[str, typer.Option("--label", help="Label to move, e.g. stable.")],
-    version: Annotated[int, typer.Option("--version", help="Version the label should point at.")],
+    version: Annotated[
+        int,
+        typer.Option(
+            "--version",
+            help="Version the label should point at.",
+            callback=option_version,
+        ),
+    ],
     timeout: TimeoutOpt = 300.0,
     lock_timeout: LockOpt = 120.0,
 ) -> None:
@@ -189,7 +211,8 @@ def publish(
     model: Annotated[str, typer.Argument(help="Model name.")],
     source: Annotated[Path, typer.Argument(help="A SavedModel folder (holding saved_model.pb).")],
     version: Annotated[
-        int | None, typer.Option("--version", help="Version number (default: next).")
+        int | None,
+        typer.Option("--version", help="Version number (default: next).", callback=option_version),
     ] = None,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait until it is AVAILABLE.")
@@ -246,17 +269,31 @@ def reload(
 def rollback(
     ctx: typer.Context,
     to: Annotated[
-        int | None, typer.Option("--to", help="Revision number (default: the previous one).")
+        int | None,
+        typer.Option(
+            "--to",
+            help="Revision number (default: the previous one).",
+            callback=option_positive,
+        ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Overwrite edits in the spec file that no revision recorded."),
+    ] = False,
     timeout: TimeoutOpt = 300.0,
     lock_timeout: LockOpt = 120.0,
 ) -> None:
-    """Restore a recorded revision (spec and models.config) and converge the server to it."""
+    """Restore a recorded revision (spec and models.config) and converge the server to it.
+
+    Refused (exit 3) when the spec file holds edits made since the live revision,
+    which it would overwrite; --force overwrites them.
+    """
 
     def action(opts: GlobalOptions) -> Result:
         spec_path = resolve_spec_path(opts)
         result, number = _run(
-            opts, lambda ops: ops.rollback(spec_path, to, _options(timeout, lock_timeout))
+            opts,
+            lambda ops: ops.rollback(spec_path, to, _options(timeout, lock_timeout), force=force),
         )
         return _result(result, {"restored_revision": number})
 

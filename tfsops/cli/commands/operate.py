@@ -11,6 +11,13 @@ from tfsops.cli.app import app
 from tfsops.cli.common import load_spec, make_services
 from tfsops.cli.context import GlobalOptions, execute
 from tfsops.cli.output import Result, table
+from tfsops.cli.params import (
+    option_label,
+    option_log_tail,
+    option_seconds,
+    option_seconds_or_zero,
+    option_version,
+)
 from tfsops.errors import ExitCode
 
 
@@ -24,10 +31,20 @@ def health(
         bool, typer.Option("--wait", help="Poll until healthy or the timeout.")
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds for --wait (exit 6 after).")
+        float,
+        typer.Option(
+            "--timeout",
+            help="Seconds for --wait (exit 6 after).",
+            callback=option_seconds_or_zero,
+        ),
     ] = 60.0,
     interval: Annotated[
-        float, typer.Option("--interval", help="Seconds between polls with --wait.")
+        float,
+        typer.Option(
+            "--interval",
+            help="Seconds between polls with --wait.",
+            callback=option_seconds,
+        ),
     ] = 1.0,
 ) -> None:
     """Is every expected model version AVAILABLE and every label resolvable?
@@ -211,12 +228,20 @@ def predict(
         str | None, typer.Option("--inputs", help="Columnar format: JSON, @file or @- (stdin).")
     ] = None,
     signature: Annotated[str | None, typer.Option("--signature", help="Signature name.")] = None,
-    version: Annotated[int | None, typer.Option("--version", help="A specific version.")] = None,
-    label: Annotated[str | None, typer.Option("--label", help="A version label.")] = None,
+    version: Annotated[
+        int | None,
+        typer.Option("--version", help="A specific version.", callback=option_version),
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", help="A version label.", callback=option_label)
+    ] = None,
     grpc: Annotated[
         bool, typer.Option("--grpc", help="Use gRPC PredictionService (default REST).")
     ] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds for the request.")] = 30.0,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", help="Seconds for the request.", callback=option_seconds),
+    ] = 30.0,
 ) -> None:
     """Send a predict request to a model (smoke test), over REST or gRPC.
 
@@ -262,7 +287,10 @@ def logs(
     follow: Annotated[
         bool, typer.Option("-f", "--follow", help="Keep printing new lines.")
     ] = False,
-    tail: Annotated[str, typer.Option("--tail", help='Lines from the end, or "all".')] = "200",
+    tail: Annotated[
+        str,
+        typer.Option("--tail", help='Lines from the end, or "all".', callback=option_log_tail),
+    ] = "200",
 ) -> None:
     """The serving container's logs (stdout and stderr of tensorflow_model_server).
 

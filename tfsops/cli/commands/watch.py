@@ -12,6 +12,7 @@ from tfsops.cli.app import app
 from tfsops.cli.common import make_services, resolve_spec_path
 from tfsops.cli.context import GlobalOptions, execute
 from tfsops.cli.output import Result
+from tfsops.cli.params import option_seconds, option_seconds_or_zero
 from tfsops.errors import ExitCode
 
 
@@ -26,16 +27,28 @@ def watch(
         ),
     ] = None,
     debounce: Annotated[
-        float, typer.Option("--debounce", help="Seconds of quiet before acting on a burst.")
+        float,
+        typer.Option(
+            "--debounce",
+            help="Seconds of quiet before acting on a burst.",
+            callback=option_seconds_or_zero,
+        ),
     ] = 1.0,
     check_interval: Annotated[
         float,
         typer.Option(
-            "--check-interval", help="Seconds between health looks (re-apply after a restart)."
+            "--check-interval",
+            help="Seconds between health looks (re-apply after a restart).",
+            callback=option_seconds,
         ),
     ] = 10.0,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait for AVAILABLE per change.")
+        float,
+        typer.Option(
+            "--timeout",
+            help="Seconds to wait for AVAILABLE per change.",
+            callback=option_seconds,
+        ),
     ] = 300.0,
     once: Annotated[bool, typer.Option("--once", help="One sync pass, then exit (cron).")] = False,
 ) -> None:
