@@ -22,6 +22,7 @@ from tfsops.errors import InvalidInput, OperationFailed
 from tfsops.executor import ApplyOptions, ApplyResult, Executor
 from tfsops.health import wait_until_healthy
 from tfsops.plan.expected import expected_models
+from tfsops.plan.mounts import check_publish_target
 from tfsops.revisions import get_revision
 from tfsops.services import Services, endpoint_for
 from tfsops.spec.edit import (
@@ -181,6 +182,7 @@ class ModelOps:
             )
         state = DeploymentState.for_name(spec.name)
         with self.executor.locked(state, opts, f"publish {model}"):
+            check_publish_target(self.s.runtime.find(spec.name), model, target_model.path)
             scan = scan_versions(target_model.path)
             number = (
                 version if version is not None else (max(scan.numbers) + 1 if scan.numbers else 1)

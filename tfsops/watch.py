@@ -101,7 +101,7 @@ class Watcher:
 
     # ---- actions -------------------------------------------------------------------
     def _apply_opts(self, **kw: Any) -> ApplyOptions:
-        return ApplyOptions(timeout=self.opts.timeout, **kw)
+        return ApplyOptions(timeout=self.opts.timeout, hot_only="watch", **kw)
 
     def sync(self, reason: str) -> None:
         """Converge to the spec file (a user's edit may remove models: that is their intent)."""
