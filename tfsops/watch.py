@@ -76,6 +76,7 @@ class Watcher:
         self.spec: DeploymentSpec | None = None
         self._container: Any = _UNSEEN  # (id, status, started_at) at the last check
         self._restarted = False
+        self._missing_folders: set[str] = set()  # models whose folder is gone, as last logged
 
     # ---- what to watch -------------------------------------------------------------
     def folders(self, spec: DeploymentSpec | None) -> list[tuple[Path, bool]]:
@@ -183,6 +184,7 @@ class Watcher:
         spec = self.spec
         if spec is None:
             return
+        self._note_folders(spec)
         info = self.s.runtime.find(spec.name)
         self._note_container(info)
         if info is None or info.status != "running":
@@ -206,6 +208,19 @@ class Watcher:
         if missing:
             self.log("server-lost-models", models=",".join(missing))
             self.sync("re-apply after server restart")
+
+    def _note_folders(self, spec: DeploymentSpec) -> None:
+        """Log once when a served model's folder goes away (and when it is back)."""
+        from tfsops.plan.folders import RESTART_CONSEQUENCE, missing_model_folders
+
+        missing = {m["model"]: m["path"] for m in missing_model_folders(spec)}
+        for name in sorted(set(missing) - self._missing_folders):
+            self.log(
+                "model-folder-missing", model=name, path=missing[name], restart=RESTART_CONSEQUENCE
+            )
+        for name in sorted(self._missing_folders - set(missing)):
+            self.log("model-folder-back", model=name)
+        self._missing_folders = set(missing)
 
     def _note_container(self, info: ContainerInfo | None) -> None:
         """Log when the server's container stops, or runs again (restart policy, engine restart)."""
