@@ -105,7 +105,10 @@ def _link_problem(layout: Layout, link: str) -> str | None:
     location = _to_container(layout, link)
     if location is None:
         return None
-    target = os.readlink(link)
+    try:
+        target = os.readlink(link)
+    except OSError:  # gone meanwhile
+        return None
     in_container = os.path.normpath(
         target if os.path.isabs(target) else os.path.join(os.path.dirname(location), target)
     )
@@ -145,7 +148,8 @@ def link_problems(spec: DeploymentSpec) -> list[str]:
 
 def check_exposure(spec: DeploymentSpec, spec_file: Path | None = None) -> None:
     """Exit 3 when the container would see more than serves, or could not see a model."""
-    problems = exposure_problems(spec, spec_file) + link_problems(spec)
+    # Links only once the mounts are acceptable (never walk a refused root such as /).
+    problems = exposure_problems(spec, spec_file) or link_problems(spec)
     if not problems:
         return
     message = (
