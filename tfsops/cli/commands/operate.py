@@ -93,15 +93,16 @@ def _report_missing_folders(
     spec: Any, names: list[str] | None, data: dict[str, Any], code: ExitCode, text: str
 ) -> tuple[ExitCode, str]:
     """A served model's folder moved away: not healthy, even though the server still answers."""
-    from tfsops.plan.folders import describe_missing, missing_model_folders
+    from tfsops.plan.folders import RESTART_CONSEQUENCE, describe_missing, missing_model_folders
 
     missing = missing_model_folders(spec, names)
     data["missing_folders"] = missing
     if not missing:
         return code, text
     data["ok"] = False
+    data["if_restarted"] = RESTART_CONSEQUENCE
     lines = describe_missing(missing)
-    print(f"error: {lines[0]}", file=sys.stderr)
+    print(f"error: {lines[0]}: {RESTART_CONSEQUENCE}", file=sys.stderr)
     return (ExitCode.INVALID if code == ExitCode.OK else code), "\n".join([text, *lines])
 
 
