@@ -217,6 +217,7 @@ class Bench:
 image: {self.args.image}
 ports: {{rest: {self.rest}, grpc: {self.grpc}}}
 server_args: {{max_num_load_retries: 0}}
+model_roots: [{models}]
 models:
   - name: a
     path: {models / "half_plus_two"}

@@ -134,3 +134,7 @@ models:
     json.dumps(health.json)  # one envelope on stdout
     down = tfsops("down", "--volumes")
     assert down.code == 0, down
+    # down removes what tfsops made, never the user's files
+    assert sorted(p.name for p in (proj / "models" / "hp2").iterdir()) == ["1", "2"]
+    assert (proj / "models" / "secret.key").read_text() == SECRET
+    assert spec.read_text() == before
