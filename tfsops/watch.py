@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import signal
 import threading
@@ -77,6 +78,9 @@ class Watcher:
         self._container: Any = _UNSEEN  # (id, status, started_at) at the last check
         self._restarted = False
         self._missing_folders: set[str] = set()  # models whose folder is gone, as last logged
+        self._unmounted: set[Path] = (
+            set()
+        )  # discovered folders refused (would restart), logged once
 
     # ---- what to watch -------------------------------------------------------------
     def folders(self, spec: DeploymentSpec | None) -> list[tuple[Path, bool]]:
@@ -144,6 +148,18 @@ class Watcher:
                 report = check_model_dir(child)
                 if not report.ok:
                     continue  # not (yet) a complete model folder: a later event retries
+                if not _under_declared_root(spec, child):
+                    # Hot-adding it would need a new container (a restart): refuse, once.
+                    if child not in self._unmounted:
+                        self._unmounted.add(child)
+                        self.log(
+                            "discover-refused",
+                            model=child.name,
+                            path=str(child),
+                            error="not under a model_roots folder: adding it would restart the "
+                            f"server; declare {root} in model_roots and run `tfsops apply` once",
+                        )
+                    continue
                 self.log("discovered", model=child.name, path=str(child))
                 self.ops.add_model(
                     self.spec_path,
@@ -342,3 +358,10 @@ class Watcher:
     def stop(self) -> None:
         self.stopping.set()
         self.events.put(None)  # wake the loop
+
+
+def _under_declared_root(spec: DeploymentSpec, folder: Path) -> bool:
+    """Whether the running container reaches ``folder`` through a declared ``model_roots`` mount."""
+    text = os.path.normpath(str(folder))
+    roots = [os.path.normpath(str(r)) for r in spec.model_roots]
+    return any(text == r or text.startswith(r.rstrip("/") + "/") for r in roots)

@@ -343,3 +343,43 @@ def test_missing_model_folders_are_listed(project: Path) -> None:
     assert missing == [{"model": "hp2", "path": str(project / "models" / "hp2")}]
     text = "\n".join(describe_missing(missing))
     assert "is missing" in text and "a restart would not come back" in text
+
+
+def test_watch_reports_a_missing_folder_and_refuses_discoveries_outside_the_roots(
+    project: Path,
+) -> None:
+    import shutil
+
+    from tfsops.services import Services
+    from tfsops.spec.load import load_spec
+    from tfsops.watch import EventLog, Watcher, WatchOptions
+
+    spec_file = _spec(project)
+    before = spec_file.read_text()
+    dropbox = project / "dropbox"
+    shutil.copytree(project / "models" / "hp2", dropbox / "fresh")
+    lines: list[str] = []
+    engine = _OneContainer(None)
+    watcher = Watcher(
+        spec_file,
+        Services(lambda: engine, None, None),  # type: ignore[arg-type,return-value]
+        WatchOptions(discover=[dropbox]),
+        EventLog(True, lines.append),
+    )
+    watcher.spec = load_spec(spec_file)
+    watcher.discover()
+    watcher.discover()  # logged once, not on every event
+    events = [json.loads(line) for line in lines]
+    assert [e["event"] for e in events] == ["discover-refused"], events
+    assert "model_roots" in events[0]["error"] and "restart" in events[0]["error"]
+    assert spec_file.read_text() == before and engine.calls == []
+    # the served model's folder goes away, and comes back
+    lines.clear()
+    (project / "models" / "hp2").rename(project / "hp2.moved")
+    watcher.check()
+    watcher.check()
+    (project / "hp2.moved").rename(project / "models" / "hp2")
+    watcher.check()
+    events = [json.loads(line) for line in lines]
+    assert [e["event"] for e in events] == ["model-folder-missing", "model-folder-back"], events
+    assert "a restart would not come back" in events[0]["restart"]
