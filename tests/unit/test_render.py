@@ -90,7 +90,13 @@ def test_proto_string_round_trips(text: str) -> None:
 
 
 def test_hostile_host_paths_still_render_to_a_valid_config() -> None:
-    data = {"name": "x", "models": [{"name": "m", "path": '/data/we"ird}{\npath'}]}
+    # Under a declared root the folder's own name reaches base_path (a model's own folder
+    # is mounted under a safe slug of its name).
+    data = {
+        "name": "x",
+        "model_roots": ["/data"],
+        "models": [{"name": "m", "path": '/data/we"ird}{\npath'}],
+    }
     config = parse_models(render_all(spec(data)).models_config)
     assert config.model_config_list.config[0].base_path.endswith('we"ird}{\npath')
 
