@@ -56,9 +56,10 @@ def one_deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_dir: 
         ["revisions"],
         ["remove-model", "hp2", "--yes"],
         ["add-model", "x", "--path", "/nonexistent"],
-        ["publish", "hp2", "/nonexistent"],
-        ["promote", "hp2", "--label", "stable", "--version", "1"],
-        ["predict", "hp2", "--instances", "[1.0]"],
+        # a model the deployment does not serve (a model it serves names it: see below)
+        ["publish", "other", "/nonexistent"],
+        ["promote", "other", "--label", "stable", "--version", "1"],
+        ["predict", "other", "--instances", "[1.0]"],
         ["commit", "--tag", "x:1"],
         ["watch", "--once"],
     ],
@@ -383,3 +384,11 @@ def test_watch_reports_a_missing_folder_and_refuses_discoveries_outside_the_root
     events = [json.loads(line) for line in lines]
     assert [e["event"] for e in events] == ["model-folder-missing", "model-folder-back"], events
     assert "a restart would not come back" in events[0]["restart"]
+
+
+def test_a_model_name_served_by_one_deployment_names_it(one_deployment: Path) -> None:
+    # predict/publish/promote name a model: the one deployment serving it is meant.
+    code, envelope = run("publish", "hp2", "/nonexistent")
+    assert code == 3, envelope
+    assert "no deployment given" not in envelope["error"]["message"]
+    assert "/nonexistent" in envelope["error"]["message"]

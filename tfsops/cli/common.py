@@ -17,15 +17,14 @@ def resolve_spec_path(opts: GlobalOptions, *, model_hint: str | None = None) -> 
     """Which spec a command acts on.
 
     ``-f`` wins; then ``-d NAME`` (the deployment's saved spec); then
-    ./tfsops.yaml. Nothing else: a command never guesses a deployment (not "the
-    only one there is", not "the one serving this model"), because a guess
-    can stop, replace or publish into the wrong server.
+    ./tfsops.yaml; then, for commands about one model (``model_hint``), the one
+    deployment serving a model of that name. Never "the only deployment there
+    is": a guess can stop or replace the wrong server.
     """
     from tfsops.errors import InvalidInput
     from tfsops.spec.load import DEFAULT_SPEC_NAMES, find_spec_file
     from tfsops.state import DeploymentState, list_states
 
-    del model_hint  # kept for callers; never used to pick a deployment
     if opts.spec_file is not None:
         return find_spec_file(opts.spec_file)
     if opts.deployment:
@@ -33,7 +32,21 @@ def resolve_spec_path(opts: GlobalOptions, *, model_hint: str | None = None) -> 
     for name in DEFAULT_SPEC_NAMES:
         if Path(name).exists():
             return Path(name)
-    known = ", ".join(s.name for s in list_states()) or "none"
+    states = list_states()
+    if model_hint is not None:
+        from tfsops.spec.load import load_spec as _load
+
+        serving = []
+        for state in states:
+            try:
+                spec = _load(state.spec_path())
+            except Exception:  # a broken or moved spec: not a candidate
+                continue
+            if any(m.name == model_hint for m in spec.models):
+                serving.append(state)
+        if len(serving) == 1:
+            return serving[0].spec_path()
+    known = ", ".join(s.name for s in states) or "none"
     raise InvalidInput(
         f"no spec file ({', '.join(DEFAULT_SPEC_NAMES)}) in {Path.cwd()} and no deployment given",
         hint=f"say which deployment: -f SPEC (a spec file) or -d NAME (deployments: {known})",
