@@ -22,6 +22,8 @@ from tfsops.lock import deployment_lock
 from tfsops.plan.container import ContainerPlan, container_plan
 from tfsops.plan.diff import CREATE, HOT_RELOAD, NOOP, RECREATE, START, DeployPlan, compute_plan
 from tfsops.plan.expected import check_models, expected_models
+from tfsops.plan.exposure import check_exposure
+from tfsops.plan.mounts import restart_refused, unmounted_folders
 from tfsops.plan.render import RenderedFiles, render_all
 from tfsops.ports import ContainerInfo
 from tfsops.reload import repair_interrupted_reload, transactional_reload
@@ -50,6 +52,9 @@ class ApplyOptions:
     force_reload: bool = (
         False  # send the model list even when it looks unchanged (reload, rollback)
     )
+    # The command, when it is documented as hot: a change that needs a new container
+    # (a restart) is refused with exit 3 instead of done. None: apply, deploy, --recreate.
+    hot_only: str | None = None
 
 
 @dataclass
@@ -132,6 +137,7 @@ class Executor:
         self, spec: DeploymentSpec, spec_text: str, spec_path: Path, opts: ApplyOptions
     ) -> ApplyResult:
         """Converge with the lock held. ``spec_text`` is recorded in the revision."""
+        check_exposure(spec, spec_path)  # mount only what serves
         files, desired, state = self.desired(spec)
         # Exit 3 before Docker is touched, for the models this change touches: a bad new
         # version in another model is the server's business and holds no one hostage.
@@ -143,6 +149,10 @@ class Executor:
         plan = compute_plan(
             desired, files.models_config, observed, state.applied_file("models.config")
         )
+        if plan.action == RECREATE and opts.hot_only is not None and observed is not None:
+            raise restart_refused(
+                opts.hot_only, unmounted_folders(observed, desired), plan.reasons, desired.name
+            )
         unasked = [m for m in plan.models.removed if m.name not in opts.remove]
         if observed is not None and unasked and not opts.prune:
             names = ", ".join(m.name for m in unasked)

@@ -23,6 +23,7 @@ from tfsops.errors import InvalidInput, OperationFailed, TfsopsError
 from tfsops.executor import ApplyOptions, ApplyResult, Executor
 from tfsops.health import wait_until_healthy
 from tfsops.plan.expected import expected_models
+from tfsops.plan.mounts import check_publish_target
 from tfsops.ports import END
 from tfsops.revisions import get_revision
 from tfsops.services import Services, endpoint_for
@@ -198,6 +199,7 @@ class ModelOps:
         with self.executor.locked(state, opts, f"publish {model}"):
             for m in spec.models:
                 self._remove_stale_staging(m.path)
+            check_publish_target(self.s.runtime.find(spec.name), model, target_model.path)
             scan = scan_versions(target_model.path)
             failed = self._failed_versions(spec, model, target_model.path)
             number = (

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import signal
 import threading
@@ -76,6 +77,10 @@ class Watcher:
         self.spec: DeploymentSpec | None = None
         self._container: Any = _UNSEEN  # (id, status, started_at) at the last check
         self._restarted = False
+        self._missing_folders: set[str] = set()  # models whose folder is gone, as last logged
+        self._unmounted: set[Path] = (
+            set()
+        )  # discovered folders refused (would restart), logged once
 
     # ---- what to watch -------------------------------------------------------------
     def folders(self, spec: DeploymentSpec | None) -> list[tuple[Path, bool]]:
@@ -101,7 +106,7 @@ class Watcher:
 
     # ---- actions -------------------------------------------------------------------
     def _apply_opts(self, **kw: Any) -> ApplyOptions:
-        return ApplyOptions(timeout=self.opts.timeout, **kw)
+        return ApplyOptions(timeout=self.opts.timeout, hot_only="watch", **kw)
 
     def sync(self, reason: str, *, force: bool = True) -> None:
         """Converge to the spec file (a user's edit may remove models: that is their intent).
@@ -149,6 +154,18 @@ class Watcher:
                 report = check_model_dir(child)
                 if not report.ok:
                     continue  # not (yet) a complete model folder: a later event retries
+                if not _under_declared_root(spec, child):
+                    # Hot-adding it would need a new container (a restart): refuse, once.
+                    if child not in self._unmounted:
+                        self._unmounted.add(child)
+                        self.log(
+                            "discover-refused",
+                            model=child.name,
+                            path=str(child),
+                            error="not under a model_roots folder: adding it would restart the "
+                            f"server; declare {root} in model_roots and run `tfsops apply` once",
+                        )
+                    continue
                 self.log("discovered", model=child.name, path=str(child))
                 self.ops.add_model(
                     self.spec_path,
@@ -198,6 +215,7 @@ class Watcher:
         spec = self.spec
         if spec is None:
             return
+        self._note_folders(spec)
         info = self.s.runtime.find(spec.name)
         self._note_container(info)
         if info is None or info.status != "running":
@@ -221,6 +239,19 @@ class Watcher:
         if missing:
             self.log("server-lost-models", models=",".join(missing))
             self.sync("re-apply after server restart")
+
+    def _note_folders(self, spec: DeploymentSpec) -> None:
+        """Log once when a served model's folder goes away (and when it is back)."""
+        from tfsops.plan.folders import RESTART_CONSEQUENCE, missing_model_folders
+
+        missing = {m["model"]: m["path"] for m in missing_model_folders(spec)}
+        for name in sorted(set(missing) - self._missing_folders):
+            self.log(
+                "model-folder-missing", model=name, path=missing[name], restart=RESTART_CONSEQUENCE
+            )
+        for name in sorted(self._missing_folders - set(missing)):
+            self.log("model-folder-back", model=name)
+        self._missing_folders = set(missing)
 
     def _note_container(self, info: ContainerInfo | None) -> None:
         """Log when the server's container stops, or runs again (restart policy, engine restart)."""
@@ -346,3 +377,10 @@ class Watcher:
     def stop(self) -> None:
         self.stopping.set()
         self.events.put(None)  # wake the loop
+
+
+def _under_declared_root(spec: DeploymentSpec, folder: Path) -> bool:
+    """Whether the running container reaches ``folder`` through a declared ``model_roots`` mount."""
+    text = os.path.normpath(str(folder))
+    roots = [os.path.normpath(str(r)) for r in spec.model_roots]
+    return any(text == r or text.startswith(r.rstrip("/") + "/") for r in roots)

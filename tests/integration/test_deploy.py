@@ -129,6 +129,7 @@ def test_spec_apply_hot_reload_keeps_the_container(
 image: {serving_image}
 ports: {{rest: {rest_port}, grpc: {grpc_port}}}
 server_args: {{max_num_load_retries: 0}}
+model_roots: [{models}]  # so hp3, added below, hot-loads
 models:
   - name: hp2
     path: {models / "half_plus_two"}

@@ -179,6 +179,7 @@ image: {image}
 ports: {{rest: {rest}, grpc: {grpc}}}
 server_args: {{max_num_load_retries: 0}}
 restart: unless-stopped
+model_roots: [{models}]  # models added later under it hot-load
 models:
   - name: a
     path: {models}/half_plus_two

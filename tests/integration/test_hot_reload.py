@@ -69,6 +69,8 @@ class Traffic:
 @pytest.fixture
 def deployed(tfsops: Tfsops, name: str, ports: tuple[int, int], models: Path, serving_image: str):  # type: ignore[no-untyped-def]
     rest_port, grpc_port = ports
+    dropbox = models.parent / "dropbox"  # watch --discover: a declared root, so new models hot-load
+    dropbox.mkdir()
     spec = write_spec(
         tfsops.cwd,
         f"""# the user's comment survives edits
@@ -76,6 +78,7 @@ name: {name}
 image: {serving_image}
 ports: {{rest: {rest_port}, grpc: {grpc_port}}}
 server_args: {{max_num_load_retries: 0}}  # fail fast
+model_roots: [{models}, {dropbox}]  # models added later under these hot-load
 models:
   - name: a
     path: {models / "half_plus_two"}
@@ -188,8 +191,7 @@ def test_watch_discovers_models_and_versions(
     models: Path,
     tmp_path: Path,
 ) -> None:
-    root = tmp_path / "dropbox"
-    root.mkdir()
+    root = tmp_path / "dropbox"  # declared in model_roots by the fixture
     watcher = tfsops.popen(
         "--json", "watch", "--discover", str(root), "--debounce", "0.5", "--check-interval", "2"
     )

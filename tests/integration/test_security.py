@@ -137,7 +137,7 @@ models:
         assert mounts and all(m["RW"] is False for m in mounts), mounts
         model_mount = next(m for m in mounts if m["Destination"].startswith("/models/"))
         code, out = container.exec_run(
-            ["touch", f"{model_mount['Destination']}/half_plus_two/written-by-the-server"]
+            ["touch", f"{model_mount['Destination']}/written-by-the-server"]
         )
         assert code != 0 and b"Read-only file system" in out, out
         assert not (models / "half_plus_two" / "written-by-the-server").exists()

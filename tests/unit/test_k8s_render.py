@@ -114,11 +114,11 @@ def test_deployment_runs_the_same_server_and_mounts() -> None:
         "limits": {"cpu": "1500m", "memory": "2Gi"},
     }
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-    assert set(mounts) == {"/etc/tfsops", "/models/models", "/models/other"}
+    assert set(mounts) == {"/etc/tfsops", "/models/hp2", "/models/resnet"}
     assert all(m["readOnly"] for m in mounts.values())
     volumes = {v["name"]: v for v in pod["volumes"]}
     host_paths = sorted(v["hostPath"]["path"] for v in volumes.values() if "hostPath" in v)
-    assert host_paths == ["/data/models", "/srv/other"]
+    assert host_paths == ["/data/models/hp2", "/srv/other/resnet"]
     # The ConfigMap carries every rendered file, is immutable and named by its content.
     assert configmap["data"] == render_all(spec, with_secrets=False).files()
     assert configmap["immutable"] is True

@@ -56,12 +56,12 @@ def test_models_config_has_every_model_policy_and_label() -> None:
     assert set(by_name) == {"hp2", "hp3", "all_versions"}
     hp2 = by_name["hp2"]
     assert hp2.model_platform == "tensorflow"
-    assert hp2.base_path == "/models/models/hp2"
+    assert hp2.base_path == "/models/hp2"
     assert list(hp2.model_version_policy.specific.versions) == [123, 124]
     assert dict(hp2.version_labels) == {"stable": 123, "canary": 124}
     assert by_name["hp3"].model_version_policy.latest.num_versions == 2
     assert by_name["all_versions"].model_version_policy.WhichOneof("policy_choice") == "all"
-    assert by_name["all_versions"].base_path == "/models/place/av"
+    assert by_name["all_versions"].base_path == "/models/av"
     assert all(c.base_path.startswith("/") for c in by_name.values())
 
 
@@ -90,16 +90,24 @@ def test_proto_string_round_trips(text: str) -> None:
 
 
 def test_hostile_host_paths_still_render_to_a_valid_config() -> None:
-    data = {"name": "x", "models": [{"name": "m", "path": '/data/we"ird}{\npath'}]}
+    # Under a declared root the folder's own name reaches base_path (a model's own folder
+    # is mounted under a safe slug of its name).
+    data = {
+        "name": "x",
+        "model_roots": ["/data"],
+        "models": [{"name": "m", "path": '/data/we"ird}{\npath'}],
+    }
     config = parse_models(render_all(spec(data)).models_config)
     assert config.model_config_list.config[0].base_path.endswith('we"ird}{\npath')
 
 
 def test_layout_mounts_model_folders_once() -> None:
+    # Each model's own folder, never its parent (which may hold secrets, the spec, or be /).
     layout = layout_for(spec())
     assert [(r.host, r.target) for r in layout.roots] == [
-        ("/data/models", "/models/models"),
-        ("/other/place", "/models/place"),
+        ("/data/models/hp2", "/models/hp2"),
+        ("/data/models/hp3", "/models/hp3"),
+        ("/other/place/av", "/models/av"),
     ]
     declared = spec(
         {"name": "x", "model_roots": ["/data"], "models": [{"name": "m", "path": "/data/a/b"}]}

@@ -95,9 +95,10 @@ def test_service_spec_runs_the_same_server_as_the_container_target() -> None:
     assert container["Image"] == "tfsops-double:latest"
     assert container["Args"] == list(server_command(spec, render_all(spec)))
     assert container["Args"][0] == "--model_config_file=/etc/tfsops/models.config"
-    # Model folders: bind mounts of their parent folders, read-only, at the layout's targets.
+    # Model folders: bind mounts of each model's own folder, read-only, at the layout's targets.
     assert container["Mounts"] == [
-        {"Type": "bind", "Source": "/data/models", "Target": "/models/models", "ReadOnly": True}
+        {"Type": "bind", "Source": "/data/models/hp2", "Target": "/models/hp2", "ReadOnly": True},
+        {"Type": "bind", "Source": "/data/models/hp3", "Target": "/models/hp3", "ReadOnly": True},
     ]
     assert plan.spec["Mode"] == {"Replicated": {"Replicas": 3}}
     assert task["Placement"] == {"Constraints": ["node.labels.serving==true"]}

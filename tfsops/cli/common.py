@@ -17,8 +17,9 @@ def resolve_spec_path(opts: GlobalOptions, *, model_hint: str | None = None) -> 
     """Which spec a command acts on.
 
     ``-f`` wins; then ``-d NAME`` (the deployment's saved spec); then
-    ./tfsops.yaml; then the one deployment serving ``model_hint``; then the
-    only deployment there is.
+    ./tfsops.yaml; then, for commands about one model (``model_hint``), the one
+    deployment serving a model of that name. Never "the only deployment there
+    is": a guess can stop or replace the wrong server.
     """
     from tfsops.errors import InvalidInput
     from tfsops.spec.load import DEFAULT_SPEC_NAMES, find_spec_file
@@ -45,12 +46,10 @@ def resolve_spec_path(opts: GlobalOptions, *, model_hint: str | None = None) -> 
                 serving.append(state)
         if len(serving) == 1:
             return serving[0].spec_path()
-    if len(states) == 1:
-        return states[0].spec_path()
     known = ", ".join(s.name for s in states) or "none"
     raise InvalidInput(
         f"no spec file ({', '.join(DEFAULT_SPEC_NAMES)}) in {Path.cwd()} and no deployment given",
-        hint=f"pass -f SPEC or -d NAME (deployments: {known})",
+        hint=f"say which deployment: -f SPEC (a spec file) or -d NAME (deployments: {known})",
     )
 
 

@@ -25,6 +25,9 @@ LABEL_CONFIG_HASH = f"{LABEL_PREFIX}.config-hash"
 LABEL_STATE_DIR = f"{LABEL_PREFIX}.state-dir"
 LABEL_MANAGED = f"{LABEL_PREFIX}.managed-by"
 LABEL_ROOTS = f"{LABEL_PREFIX}.model-roots"
+# [[host, target], ...]: the model folders mounted. Not in the config hash: a container
+# that mounts more than a spec needs (a model was removed) serves it without a restart.
+LABEL_MOUNTS = f"{LABEL_PREFIX}.model-mounts"
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,7 @@ def container_plan(spec: DeploymentSpec, files: RenderedFiles, config_dir: Path)
         "image": spec.image_ref,
         "command": command,
         "ports": [asdict(p) for p in ports],
-        "mounts": [asdict(m) for m in mounts],
+        "mounts": [asdict(m) for m in mounts if m.target == L.CONFIG_DIR],
         "restart": spec.restart,
         "resources": spec.resources.model_dump(),
         "devices": [asdict(d) for d in devices],
@@ -184,6 +187,7 @@ def container_plan(spec: DeploymentSpec, files: RenderedFiles, config_dir: Path)
         LABEL_CONFIG_HASH: _hash(cold),
         LABEL_STATE_DIR: str(config_dir.parent),
         LABEL_ROOTS: json.dumps([r.host for r in layout.roots]),
+        LABEL_MOUNTS: json.dumps([[r.host, r.target] for r in layout.roots]),
     }
     return ContainerPlan(
         name=spec.container_name,

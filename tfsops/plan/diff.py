@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfsops.plan.container import LABEL_CONFIG_HASH, LABEL_ROOTS, ContainerPlan
+from tfsops.plan.mounts import unmounted_folders, unmounted_reason
 from tfsops.ports import ContainerInfo
 
 CREATE = "create"
@@ -156,6 +157,9 @@ def compute_plan(
                 "container settings changed (flags, ports, resources, GPU or start-up files)"
             )
         return DeployPlan(RECREATE, reasons, diff, desired, observed)
+    unmounted = unmounted_folders(observed, desired)
+    if unmounted:
+        return DeployPlan(RECREATE, [unmounted_reason(unmounted)], diff, desired, observed)
     if observed.status != "running":
         why = f"the container is {observed.status}"
         return DeployPlan(

@@ -1,10 +1,11 @@
 """Where things live inside the container.
 
-Models are mounted read-only through their *folders* ("model roots"): each
-model's parent folder (or a declared ``model_roots`` entry that contains it)
-is mounted once under ``/models``. So a model added later under an already
-mounted folder can be hot-loaded by the admin RPC without recreating the
-container (Docker cannot add a mount to a running container).
+Mount only what serves: each model's own folder is mounted read-only under
+``/models``, unless it lies under a declared ``model_roots`` entry, which is
+then mounted once instead. A model added later under a declared root can be
+hot-loaded by the admin RPC; any other new folder needs a new container
+(Docker cannot add a mount to a running container). Never a model's parent:
+that folder may hold anything (secrets, the spec, ``/`` itself).
 """
 
 from __future__ import annotations
@@ -68,10 +69,9 @@ def layout_for(spec: DeploymentSpec) -> Layout:
     for model in spec.models:
         path = os.path.normpath(str(model.path))
         if not any(_under(path, r) for r in roots):
-            parent = os.path.dirname(path) or "/"
-            # A new parent may contain roots found so far: keep the outermost.
-            roots = [r for r in roots if not _under(r, parent)]
-            roots.append(parent)
+            # A model folder may contain folders found so far: keep the outermost.
+            roots = [r for r in roots if not _under(r, path)]
+            roots.append(path)
     roots.sort()
     names = [_slug(os.path.basename(r) or "root") for r in roots]
     mounts = []

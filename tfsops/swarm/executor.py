@@ -206,6 +206,9 @@ class SwarmExecutor:
 
     # ---- apply --------------------------------------------------------------------
     def apply(self, spec: DeploymentSpec, spec_path: Path, opts: ApplyOptions) -> SwarmApplyResult:
+        from tfsops.plan.exposure import check_exposure
+
+        check_exposure(spec, spec_path)  # mount only what serves
         check_models(spec)  # exit 3 before Docker is touched
         desired = self.desired(spec)  # InvalidInput for what Swarm cannot do
         engine = self.engine

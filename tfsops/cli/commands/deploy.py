@@ -324,8 +324,11 @@ def plan(
     """
 
     def action(opts: GlobalOptions) -> Result:
-        spec, _ = load_spec(opts)
+        from tfsops.plan.exposure import check_exposure
+
+        spec, spec_path = load_spec(opts)
         spec = _overrides(spec, image=image, version=version, gpu=gpu, gpu_devices=gpu_devices)
+        check_exposure(spec, spec_path)  # apply would refuse: say so here
         executor = make_executor(opts)
         try:
             if spec.target == "swarm":

@@ -114,13 +114,23 @@ def add_model(
     label: Annotated[
         list[str] | None, typer.Option("--label", help="LABEL=VERSION (repeatable).")
     ] = None,
+    recreate: Annotated[
+        bool,
+        typer.Option(
+            "--recreate",
+            help="Allow a new container (a restart: every model is down while it loads) when "
+            "the folder is not under one the running container mounts.",
+        ),
+    ] = False,
     timeout: TimeoutOpt = 300.0,
     lock_timeout: LockOpt = 120.0,
 ) -> None:
     """Add a model to the spec and hot-load it into the running server (no restart).
 
     The folder is validated first (exit 3, nothing changed); a model that fails to
-    load rolls the server back (exit 5, the server's reason shown).
+    load rolls the server back (exit 5, the server's reason shown). A folder the
+    running container cannot see (not under a declared model_roots folder) would
+    need a new container: refused with exit 3 unless --recreate.
 
     Example: tfsops add-model hp3 --path ./models/half_plus_three -d hp2
     """
@@ -136,7 +146,7 @@ def add_model(
                 path,
                 policy=parsed_policy,
                 labels=labels,
-                opts=_options(timeout, lock_timeout),
+                opts=_options(timeout, lock_timeout, hot_only=None if recreate else "add-model"),
             ),
         )
         return _result(result, {"model": name})
@@ -163,7 +173,10 @@ def remove_model(
             raise InvalidInput(f"removing {name} stops serving it: pass --yes to confirm")
         spec_path = resolve_spec_path(opts)
         result = _run(
-            opts, lambda ops: ops.remove_model(spec_path, name, _options(timeout, lock_timeout))
+            opts,
+            lambda ops: ops.remove_model(
+                spec_path, name, _options(timeout, lock_timeout, hot_only="remove-model")
+            ),
         )
         return _result(result, {"model": name})
 
@@ -197,7 +210,11 @@ def promote(
         result = _run(
             opts,
             lambda ops: ops.promote(
-                spec_path, model, label, version, _options(timeout, lock_timeout)
+                spec_path,
+                model,
+                label,
+                version,
+                _options(timeout, lock_timeout, hot_only="promote"),
             ),
         )
         return _result(result, {"model": model, "label": label, "version": version})
@@ -231,7 +248,11 @@ def publish(
         data = _run(
             opts,
             lambda ops: ops.publish(
-                spec_path, model, source, version, _options(timeout, lock_timeout, wait=wait)
+                spec_path,
+                model,
+                source,
+                version,
+                _options(timeout, lock_timeout, wait=wait, hot_only="publish"),
             ),
         )
         text = f"published {model} version {data['version']} at {data['path']}"
@@ -258,7 +279,10 @@ def reload(
     def action(opts: GlobalOptions) -> Result:
         spec_path = resolve_spec_path(opts)
         result = _run(
-            opts, lambda ops: ops.reload(spec_path, _options(timeout, lock_timeout, prune=prune))
+            opts,
+            lambda ops: ops.reload(
+                spec_path, _options(timeout, lock_timeout, prune=prune, hot_only="reload")
+            ),
         )
         return _result(result)
 
@@ -293,7 +317,9 @@ def rollback(
         spec_path = resolve_spec_path(opts)
         result, number = _run(
             opts,
-            lambda ops: ops.rollback(spec_path, to, _options(timeout, lock_timeout), force=force),
+            lambda ops: ops.rollback(
+                spec_path, to, _options(timeout, lock_timeout, hot_only="rollback"), force=force
+            ),
         )
         return _result(result, {"restored_revision": number})
 

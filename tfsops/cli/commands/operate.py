@@ -52,7 +52,8 @@ def health(
     Checks all models of the deployment at once, through the model status API
     (state must be AVAILABLE: the endpoint answers 200 while loading) and
     /labels/L/metadata for labels (the status endpoint ignores labels).
-    Exit 0 healthy, 6 not (yet) healthy, 5 a version failed to load.
+    Exit 0 healthy, 6 not (yet) healthy, 5 a version failed to load, 3 a model's
+    folder is missing (the server still serves it, but a restart would not come back).
 
     Example: tfsops health --wait --timeout 120   (a CI gate)
     """
@@ -99,9 +100,27 @@ def health(
         text = report.describe()
         if error is not None:
             print(f"error: {error.message}", file=sys.stderr)
+        code, text = _report_missing_folders(spec, names, data, code, text)
         return Result(data=data, text=text, exit_code=code)
 
     execute(ctx, "health", action)
+
+
+def _report_missing_folders(
+    spec: Any, names: list[str] | None, data: dict[str, Any], code: ExitCode, text: str
+) -> tuple[ExitCode, str]:
+    """A served model's folder moved away: not healthy, even though the server still answers."""
+    from tfsops.plan.folders import RESTART_CONSEQUENCE, describe_missing, missing_model_folders
+
+    missing = missing_model_folders(spec, names)
+    data["missing_folders"] = missing
+    if not missing:
+        return code, text
+    data["ok"] = False
+    data["if_restarted"] = RESTART_CONSEQUENCE
+    lines = describe_missing(missing)
+    print(f"error: {lines[0]}: {RESTART_CONSEQUENCE}", file=sys.stderr)
+    return (ExitCode.INVALID if code == ExitCode.OK else code), "\n".join([text, *lines])
 
 
 def _uptime(started: str | None) -> str:
@@ -162,6 +181,10 @@ def _status(opts: GlobalOptions, command: str) -> Result:
             spec = read_spec(DeploymentState.for_name(name).spec_path())
         except TfsopsError as exc:
             entry["problem"] = exc.message
+        if spec is not None:
+            from tfsops.plan.folders import missing_model_folders
+
+            entry["missing_folders"] = missing_model_folders(spec)
         if spec is not None and spec.target == "swarm":
             from tfsops.swarm.executor import SwarmExecutor, status_text
 
@@ -199,6 +222,12 @@ def _status(opts: GlobalOptions, command: str) -> Result:
     text = table(headers, rows) if rows else "no deployments"
     if swarm_texts:
         text += "\n\n" + "\n\n".join(swarm_texts)
+    from tfsops.plan.folders import describe_missing
+
+    for entry in deployments:
+        missing_lines = describe_missing(entry.get("missing_folders", []))
+        if missing_lines:
+            text += f"\n{entry['deployment']}: " + "\n".join(missing_lines)
     return Result(data={"deployments": deployments}, text=text)
 
 

@@ -20,9 +20,11 @@ def validate(ctx: typer.Context) -> None:
 
     def action(opts: GlobalOptions) -> Result:
         from tfsops.plan.expected import check_models
+        from tfsops.plan.exposure import check_exposure
         from tfsops.plan.render import render_all
 
         spec, path = load_spec(opts)
+        check_exposure(spec, path)  # what the container would see, and links it cannot follow
         reports = check_models(spec)
         render_all(spec, with_secrets=False)  # a renderer bug must fail here, not at deploy
         lines = [f"{path}: spec OK (deployment {spec.name}, {len(spec.models)} model(s))"]
