@@ -110,7 +110,11 @@ def _apply(
             swarm_result = SwarmExecutor(executor.s).apply(spec, spec_path, options)
             return Result(data=swarm_result.to_dict(), text=swarm_result.text())
         result = executor.apply(spec, spec_path, options, refresh)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from tfsops.recovery import DeployInterrupted
+
+        if isinstance(exc, DeployInterrupted):  # it names the containers that exist
+            raise Interrupted(exc.message, hint=exc.hint, details=exc.details) from None
         raise Interrupted(
             f"interrupted; the container {spec.container_name} (if created) was left as it is",
             hint="see it with `tfsops status`, remove it with `tfsops down`",
