@@ -211,9 +211,9 @@ class FakeRuntime:
                 self._close_ports(c)
                 c.status, c.exit_code = "exited", 255
         for c in self.containers.values():
-            if c.status == "exited" and c.plan.restart_policy not in ("no", "", "on-failure"):
-                if not c.manually_stopped:
-                    self._boot(c)
+            restarts = c.plan.restart_policy not in ("no", "", "on-failure")
+            if c.status == "exited" and restarts and not c.manually_stopped:
+                self._boot(c)
 
     def _boot(self, c: FakeContainer) -> None:
         config = c.host_file(L.MODELS_CONFIG)
@@ -356,8 +356,8 @@ class FakeRuntime:
     def start(self, container_id: str) -> None:
         self._enter("start", container_id)
         c = self._get(container_id)
-        if c.status == "running":
-            return  # the engine answers 304: already started
+        if c.status in ("running", "restarting"):
+            return  # the engine answers 304: already started (a restarting one counts as running)
         conflict = self._port_conflict(c)
         if conflict is not None:
             raise OperationFailed(f"starting the container: driver failed programming: {conflict}")
