@@ -32,8 +32,9 @@ import itertools
 import os
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from tests.unit.fakes import FakeClock, FakeServing
 from tfsops.errors import OperationFailed
@@ -227,7 +228,7 @@ class FakeRuntime:
             )
         if problem is not None:
             c.log.append(problem)
-            c.exit_code = 1
+            c.exit_code = 255  # upstream's main() returns -1
             c.status = (
                 "exited"
                 if c.plan.restart_policy in ("no", "") or c.restart_count >= 50
@@ -255,7 +256,7 @@ class FakeRuntime:
             message = getattr(exc, "message", str(exc))
             c.log.append(f"Failed to start server. Error: {message}")
             self._close_ports(c)
-            c.exit_code = 1
+            c.exit_code = 255
             c.status = "exited" if c.plan.restart_policy in ("no", "") else "restarting"
             return
         c.log.append("Running gRPC ModelServer at 0.0.0.0:8500 ...")
@@ -418,4 +419,98 @@ class FakeRuntime:
         return [c for c in self.containers.values() if c.status == "running"]
 
 
-__all__ = ["FakeContainer", "FakeRuntime", "MountedServing"]
+# ---------------------------------------------------------------------------
+# contract: the same assertions against the fake and the real DockerRuntime
+
+PlanFactory = Callable[[str, tuple[int, int], str, bool], ContainerPlan]
+
+
+def run_runtime_contract(
+    rt: Any,
+    make_plan: PlanFactory,
+    *,
+    image: str,
+    ports: tuple[int, int],
+    crash: Callable[[str], None],
+    wait: Callable[[str, Callable[[], bool]], None],
+) -> None:
+    """Assertions every ``ContainerRuntime`` must pass.
+
+    ``make_plan(suffix, (rest, grpc), restart_policy, with_config)`` builds the
+    plan of a deployment whose config folder holds ``models.config`` or not;
+    ``crash(id)`` kills the server process (not a manual stop); ``wait(what,
+    predicate)`` waits until ``predicate()`` holds (real time, or fake ticks).
+    """
+    import pytest
+
+    from tfsops.plan.container import Mount
+
+    def info(ref: str) -> ContainerInfo:
+        found = rt.inspect(ref)
+        assert found is not None, ref
+        return found  # type: ignore[no-any-return]
+
+    assert rt.image_labels("tfsops-contract/absent:0") is None
+    assert isinstance(rt.image_labels(image), dict)
+
+    plan = make_plan("a", ports, "unless-stopped", True)
+    deployment = plan.labels[LABEL_DEPLOYMENT]
+    broken = replace(
+        plan,
+        name=plan.name + "-bad",
+        mounts=(*plan.mounts, Mount(source="/nonexistent/tfsops-contract", target="/x")),
+    )
+    with pytest.raises(OperationFailed, match="bind source path does not exist"):
+        rt.create(broken)
+    assert rt.inspect(broken.name) is None
+
+    cid = rt.create(plan)
+    created = info(cid)
+    assert (created.name, created.status, created.restart_count) == (plan.name, "created", 0)
+    assert created.labels[LABEL_DEPLOYMENT] == deployment
+    assert ("127.0.0.1", ports[0], L.REST_PORT) in list(created.ports)
+    assert info(plan.name).id == cid
+    assert rt.find(deployment).id == cid
+    with pytest.raises(OperationFailed, match="already in use"):
+        rt.create(plan)
+
+    rt.start(cid)
+    assert info(cid).status == "running"
+    rt.start(cid)  # already started: no error
+    assert rt.port_holders().get(ports[0]) == plan.name
+
+    twin = replace(plan, name=plan.name + "-twin")  # same ports, same deployment label
+    twin_id = rt.create(twin)
+    assert rt.find(deployment).id == twin_id  # newest first
+    with pytest.raises(OperationFailed, match="port is already allocated"):
+        rt.start(twin_id)
+    assert info(twin_id).status in ("created", "exited")
+    rt.remove(twin_id)
+    rt.remove(twin_id)  # gone already: no error
+    assert rt.inspect(twin_id) is None
+    assert rt.find(deployment).id == cid
+
+    # A crash is no manual stop: the restart policy brings the server back.
+    crash(cid)
+    wait("restarted", lambda: info(cid).restart_count >= 1 and info(cid).status == "running")
+
+    rt.stop(cid)
+    assert info(cid).status == "exited"
+    rt.rename(cid, plan.name + "-renamed")
+    assert rt.inspect(plan.name) is None
+    assert info(plan.name + "-renamed").id == cid
+    rt.remove(cid)
+    assert rt.inspect(cid) is None
+    assert rt.find(deployment) is None
+
+    # No models.config in the mounted folder: the server exits, and its log says why.
+    bare = make_plan("b", ports, "no", False)
+    bare_id = rt.create(bare)
+    rt.start(bare_id)
+    wait("exited", lambda: info(bare_id).status == "exited")
+    assert info(bare_id).exit_code not in (0, None)
+    assert "models.config" in rt.logs(bare_id, tail=20)
+    rt.remove(bare_id)
+
+
+__all__ = ["FakeContainer", "FakeRuntime", "MountedServing", "run_runtime_contract"]
