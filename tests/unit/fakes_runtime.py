@@ -52,6 +52,27 @@ class MountedServing(FakeServing):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.mounts: list[tuple[str, str]] = []  # (container target, host source)
+        self.broken: dict[str, set[int]] = {}  # model -> versions that fail to load
+
+    def tick(self, n: int = 1) -> None:
+        """One step of the server: its file-system poll, then every version's state machine."""
+        with self._lock:
+            for _ in range(n):
+                if not self.starting:
+                    self.poll_filesystem()
+                self._mark_broken()
+                super().tick()
+
+    def _mark_broken(self) -> None:
+        for name, model in self.models.items():
+            model.failures = dict.fromkeys(
+                self.broken.get(name, ()), ("UNKNOWN", "Failed to load: truncated variables")
+            )
+
+    def _apply(self, entries: list[Any]) -> list[str]:
+        names = super()._apply(entries)
+        self._mark_broken()
+        return names
 
     def host_path(self, container_path: str) -> Path | None:
         for target, source in sorted(self.mounts, key=lambda m: -len(m[0])):
@@ -77,10 +98,11 @@ class MountedServing(FakeServing):
             self.models.clear()
             self.config_text = None
             self.starting = False
+            sent = len(self.reloads)
             try:
                 self.reload_config(config_text, timeout=60.0)
             finally:
-                self.reloads.pop()  # a start-up load is no admin RPC
+                del self.reloads[sent:]  # a start-up load is no admin RPC
 
     def served_list(self) -> dict[str, frozenset[int]]:
         """Model -> the versions it serves now (what the server would answer for)."""
