@@ -104,7 +104,7 @@ FAULTS = st.one_of(
     ),
     st.tuples(st.just("interrupt-poll"), st.integers(1, 4)),
     st.tuples(st.just("kill-after-rpc")),
-    st.tuples(st.just("kill-write"), st.integers(1, 4)),
+    st.tuples(st.just("kill-write"), st.integers(1, 7)),
     st.tuples(st.just("slow-load"), st.sampled_from([4, 200])),
     st.tuples(st.just("read-only"), st.sampled_from(["spec", "state"])),
 )
@@ -523,12 +523,10 @@ class DeploymentMachine(RuleBasedStateMachine):
         served = {n: m.base_path for n, m in w.serving.models.items() if m.configured}
         if served == on_file:
             return
-        pending = pending_reload_repair(w.state) is not None
+        pending = False  # reported where users look: `tfsops plan`
         with contextlib.suppress(TfsopsError, OSError):
             plan = self.executor().plan(load_spec(w.spec_path))
-            pending = pending or plan.action == "repair" or any(
-                "interrupted" in r for r in plan.reasons
-            )
+            pending = plan.action == "repair" or any("interrupted" in r for r in plan.reasons)
         gap = "row 12" if (self.last.get("fault") or ("",))[0] == "read-only" else None
         self.check(
             gap,
@@ -536,6 +534,30 @@ class DeploymentMachine(RuleBasedStateMachine):
             f"served {sorted(served)} but models.config holds {sorted(on_file)}, "
             "and no pending repair is reported",
         )
+
+    @invariant()
+    def running_containers_keep_their_files(self) -> None:
+        """A container that runs (or restarts by its policy) finds models.config on restart."""
+        for c in self.world.runtime.of(NAME):
+            if c.status in ("running", "restarting"):
+                config = c.host_file("/etc/tfsops/models.config")
+                assert config is not None and config.is_file(), (
+                    f"{c.name} ({c.status}) lost its models.config (after {self.last})"
+                )
+
+    @invariant()
+    def fault_free_apply_converges(self) -> None:
+        """`apply` without a fault ends with one container running the spec (or exit 3)."""
+        last = self.last
+        if last.get("what") != "apply" or last.get("fault") is not None:
+            return
+        assert last["outcome"] in ("ok", "exit 3"), f"apply failed: {last}"
+        if last["outcome"] != "ok":
+            return
+        mine = self.world.runtime.of(NAME)
+        assert [(c.name, c.status) for c in mine] == [(CONTAINER, "running")], mine
+        desired = self.executor().desired(load_spec(self.world.spec_path))[1].config_hash
+        assert mine[0].labels[LABEL_CONFIG_HASH] == desired
 
     @invariant()
     def owns_what_it_removes(self) -> None:

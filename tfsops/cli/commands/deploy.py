@@ -316,9 +316,11 @@ def plan(
     image: ImageOpt = None,
     version: VersionOpt = None,
 ) -> None:
-    """Show what `apply` would do: create / recreate / start / hot-reload / noop, and the model diff.
+    """Show what `apply` would do: create / recreate / start / hot-reload / repair / noop, and the model diff.
 
     Changes nothing. Exit 0 either way (read the action in --json: data.action).
+    "repair": nothing to change but what an interrupted run left (a reload cut
+    short by a kill, a half-done container swap); `apply` makes the repair.
     """
 
     def action(opts: GlobalOptions) -> Result:
