@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -298,6 +298,8 @@ def _known_crash(what: str, exc: Exception) -> str | None:
     if what == "publish" and isinstance(exc, OSError) and ".tfsops-failed-" in str(exc):
         # a failed version's number is reused; its move-aside name collides
         return "row 7"
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS and str(exc).endswith(".yaml"):
+        return "row 12"  # the spec is written after the change went live
     return None
 
 
@@ -639,6 +641,7 @@ def test_random_command_sequences_keep_the_invariants(
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),
+            phases=[Phase.generate] if os.environ.get("TFSOPS_STATEFUL_NO_SHRINK") else list(Phase),
         ),
     )
     assert STATEFUL_RUNS[f"{RUN}:sequences"] >= SEQUENCES
