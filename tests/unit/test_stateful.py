@@ -298,7 +298,7 @@ def _known_crash(what: str, exc: Exception) -> str | None:
     if what == "publish" and isinstance(exc, OSError) and ".tfsops-failed-" in str(exc):
         # a failed version's number is reused; its move-aside name collides
         return "row 7"
-    if isinstance(exc, OSError) and exc.errno == errno.EROFS and str(exc).endswith(".yaml"):
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS and str(exc.filename).endswith(".yaml"):
         return "row 12"  # the spec is written after the change went live
     return None
 
@@ -382,10 +382,10 @@ class DeploymentMachine(RuleBasedStateMachine):
 
     # -- rules -----------------------------------------------------------------------
 
-    @initialize()
-    def deploy_first(self) -> None:
+    @initialize(fault=FAULTS)
+    def deploy_first(self, fault: tuple[Any, ...] | None) -> None:
         self.world.write_spec(["a"])
-        self.run("deploy", None, self._apply)
+        self.run("apply", fault, self._apply)
 
     def _apply(self) -> None:
         self.executor().apply(load_spec(self.world.spec_path), self.world.spec_path, self.opts())
@@ -451,9 +451,31 @@ class DeploymentMachine(RuleBasedStateMachine):
             lambda: self.modelops().rollback(self.world.spec_path, None, self.opts()),
         )
 
+    @rule(fault=FAULTS, volumes=st.booleans())
+    def down(self, fault: tuple[Any, ...] | None, volumes: bool) -> None:
+        self.run(
+            "down", fault, lambda: self.executor().down(NAME, volumes=volumes, lock_timeout=1)
+        )
+
     @rule(fault=FAULTS)
-    def down(self, fault: tuple[Any, ...] | None) -> None:
-        self.run("down", fault, lambda: self.executor().down(NAME, volumes=False, lock_timeout=1))
+    def first_deploy(self, fault: tuple[Any, ...] | None) -> None:
+        """Everything removed (`down --volumes`), then deployed again."""
+        with contextlib.suppress(TfsopsError):
+            self.executor().down(NAME, volumes=True, lock_timeout=1)
+        self.run("apply", fault, self._apply)
+
+    @rule(fault=FAULTS)
+    def change_flags(self, fault: tuple[Any, ...] | None) -> None:
+        """A server flag changes in the spec and is applied: a recreate."""
+        text = self.world.spec_path.read_text()
+        if "server_args" in text:
+            text = "".join(line for line in text.splitlines(keepends=True) if "server_args" not in line)
+        else:
+            text = text.replace(
+                "models:\n", "server_args: {tensorflow_intra_op_parallelism: 2}\nmodels:\n", 1
+            )
+        self.world.spec_path.write_text(text)
+        self.run("apply", fault, self._apply)
 
     @rule(kind=st.sampled_from(["note", "cold", "uncold"]))
     def edit_spec(self, kind: str) -> None:
