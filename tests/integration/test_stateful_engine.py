@@ -57,26 +57,20 @@ class EngineMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        # One deployment for every sequence (a deploy costs most of the budget): each
+        # sequence starts from the same spec, made live again by `apply --prune`.
         ctx = self.ctx
         self.started = ctx["started"]
-        self.root = Path(ctx["tmp"]) / uuid.uuid4().hex[:8]
-        work = self.root / "work"
-        (work / "models").mkdir(parents=True)
-        for name, src in POOL.items():
-            shutil.copytree(ctx["models_dir"] / src, work / "models" / name)
-        self.tfsops = Tfsops(self.root / "state", work)
-        self.name = remember_deployment(f"sm{uuid.uuid4().hex[:8]}")
-        self.rest, self.grpc = free_ports(2)
-        self.spec = work / "tfsops.yaml"
+        self.root: Path = ctx["root"]
+        self.tfsops: Tfsops = ctx["tfsops"]
+        self.name: str = ctx["name"]
+        self.rest, self.grpc = ctx["ports"]
+        self.spec = self.root / "work" / "tfsops.yaml"
         self.notes: list[str] = []
         self.models = ["a"]
         self.cold = False
         self.last = ""
         STATEFUL_RUNS[f"{RUN}:sequences"] += 1
-
-    def teardown(self) -> None:
-        self.tfsops("down", "-d", self.name, timeout=120)
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def in_budget(self) -> bool:
         return time.monotonic() - self.started < BUDGET_S
@@ -107,9 +101,7 @@ class EngineMachine(RuleBasedStateMachine):
     @initialize()
     def deploy(self) -> None:
         self.write_spec()
-        if not self.in_budget():
-            return
-        self.step("deploy", "apply", "--timeout", "120")
+        self.step("deploy", "apply", "--prune", "--timeout", "120")
 
     @rule(model=st.sampled_from(sorted(POOL)))
     def add_or_remove(self, model: str) -> None:
@@ -236,9 +228,16 @@ def test_random_sequences_on_the_engine(
     foreign = docker_client.containers.create(
         serving_image, name=f"not-tfsops-{run_id}-{uuid.uuid4().hex[:6]}", labels={TEST_LABEL: run_id}
     )
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    for model, src in POOL.items():
+        shutil.copytree(models_dir / src, work / "models" / model)
+    tfsops = Tfsops(tmp_path / "state", work)
     EngineMachine.ctx = {
-        "models_dir": models_dir,
-        "tmp": tmp_path,
+        "root": tmp_path,
+        "tfsops": tfsops,
+        "name": remember_deployment(f"sm{uuid.uuid4().hex[:8]}"),
+        "ports": tuple(free_ports(2)),
         "image": serving_image,
         "docker": docker_client,
         "foreign": foreign.id,
@@ -248,8 +247,8 @@ def test_random_sequences_on_the_engine(
         run_state_machine_as_test(
             EngineMachine,
             settings=settings(
-                max_examples=2,
-                stateful_step_count=3,
+                max_examples=3,
+                stateful_step_count=4,
                 deadline=None,
                 database=None,
                 phases=[Phase.generate],  # no shrinking: each step is a real process
@@ -258,4 +257,5 @@ def test_random_sequences_on_the_engine(
         )
     finally:
         foreign.remove(force=True)
+        tfsops("down", "--volumes", "-d", EngineMachine.ctx["name"], timeout=120)
     assert STATEFUL_RUNS[f"{RUN}:sequences"] >= 1
