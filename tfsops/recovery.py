@@ -69,9 +69,9 @@ def interrupted(runtime: ContainerRuntime, container_name: str, doing: str) -> D
     parts = [_describe(info, name, role) for info, name, role in found]
     swap = len(found) > 1
     message = (
-        f"interrupted while {doing} {container_name}: "
+        f"interrupted while {doing} {container_name}; left as it is: "
         + "; ".join(text for text, _ in parts)
-        + "; the files they mount were kept"
+        + ("; the files they mount were kept" if swap else "; the files it mounts were kept")
     )
     hint = (
         "`tfsops apply` finishes the swap (or undoes it when the spec changed); "
