@@ -395,16 +395,21 @@ def test_ctrl_c_during_a_recreate_then_apply_finishes_and_down_removes_both(
     )
     spec.write_text(text)
     assert tfsops("apply", "--timeout", "120").code == 0
+    def interrupted_swap() -> tuple[int, str]:
+        """`apply` interrupted with Ctrl-C once the -next container exists."""
+        proc = tfsops.popen("apply", "--timeout", "120")
+        deadline = time.monotonic() + 60
+        while len(containers_of(docker_client, name)) < 2:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        return proc.returncode, err
+
     spec.write_text(text + "server_args: {tensorflow_intra_op_parallelism: 2}\n")
-    proc = tfsops.popen("apply", "--timeout", "120")
-    deadline = time.monotonic() + 60
-    while len(containers_of(docker_client, name)) < 2:  # the -next container exists
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    code, err = interrupted_swap()
+    assert code == 130, err
     assert f"tfsops-{name}-next" in err and "`tfsops apply` finishes the swap" in err, err
     run = tfsops("--json", "plan")
     assert any(f"tfsops-{name}-next" in r for r in run.json["data"]["reasons"]), run
@@ -415,12 +420,6 @@ def test_ctrl_c_during_a_recreate_then_apply_finishes_and_down_removes_both(
     assert tfsops("--json", "plan").json["data"]["action"] == "noop"
     # interrupted again, then one down removes both
     spec.write_text(text)
-    proc = tfsops.popen("apply", "--timeout", "120")
-    deadline = time.monotonic() + 60
-    while len(containers_of(docker_client, name)) < 2:
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
+    interrupted_swap()
     assert tfsops("down", "--volumes").code == 0
     assert containers_of(docker_client, name) == []

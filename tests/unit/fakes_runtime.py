@@ -23,7 +23,8 @@ machine that follows the Docker engine where tfsops depends on it:
   config is loaded; stopping the container closes the ports again;
 - ``fail_next(method, error)`` injects a one-shot error (a ``KeyboardInterrupt``
   is a Ctrl-C at that call); ``after_next(method, error)`` raises once the
-  call has taken effect; ``calls`` records every call.
+  call has taken effect; ``interrupt_at_poll = n`` is a Ctrl-C at the n-th
+  sleep of ``clock()`` (a poll of a wait); ``calls`` records every call.
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ class FakeRuntime:
         self._before: dict[str, deque[BaseException]] = defaultdict(deque)
         self._after: dict[str, deque[BaseException]] = defaultdict(deque)
         self.closed = False
+        self.interrupt_at_poll: int | None = None  # Ctrl-C at the n-th clock sleep from now
 
     # -- faults ------------------------------------------------------------
 
@@ -207,9 +209,15 @@ class FakeRuntime:
                 self._boot(c)
 
     def clock(self) -> FakeClock:
-        """A clock whose every sleep advances the server and the engine one step."""
+        """A clock whose every sleep advances the server and the engine one step (and raises
+        ``KeyboardInterrupt`` at the ``interrupt_at_poll``-th sleep, when set)."""
 
         def step(_seconds: float) -> None:
+            if self.interrupt_at_poll is not None:
+                self.interrupt_at_poll -= 1
+                if self.interrupt_at_poll <= 0:
+                    self.interrupt_at_poll = None
+                    raise KeyboardInterrupt
             if self.serving is not None:
                 self.serving.tick()
             self.tick()

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from tests.unit.fakes import FakeClock
 from tests.unit.fakes_runtime import FakeRuntime, MountedServing
 from tfsops.errors import OperationFailed
 from tfsops.executor import ApplyOptions, ApplyResult, Executor
@@ -41,7 +40,6 @@ class World:
     root: Path
     runtime: FakeRuntime
     serving: MountedServing
-    interrupt_after: int | None = None  # Ctrl-C at the n-th poll of a wait
 
     @property
     def spec_path(self) -> Path:
@@ -60,27 +58,12 @@ class World:
         }
         self.spec_path.write_text(json.dumps(doc) + "\n")
 
-    def clock(self) -> FakeClock:
-        base = self.runtime.clock()
-        polls = 0
-
-        def step(seconds: float) -> None:
-            nonlocal polls
-            polls += 1
-            if self.interrupt_after is not None and polls >= self.interrupt_after:
-                self.interrupt_after = None
-                raise KeyboardInterrupt
-            assert base.on_sleep is not None
-            base.on_sleep(seconds)
-
-        return FakeClock(on_sleep=step)
-
     def executor(self) -> Executor:
         services = Services(
             runtime_factory=lambda: self.runtime,  # type: ignore[arg-type,return-value]
             serving_factory=lambda _ep: self.serving,
             admin_factory=lambda _ep: self.serving,
-            clock=self.clock(),
+            clock=self.runtime.clock(),
         )
         return Executor(services)
 
@@ -165,7 +148,7 @@ def test_failed_recreate_restarts_the_old_container(world: World) -> None:
 
 
 def test_ctrl_c_during_first_deploy_keeps_the_mounted_files(world: World) -> None:
-    world.interrupt_after = 2  # while the server is still loading
+    world.runtime.interrupt_at_poll = 2  # while the server is still loading
     with pytest.raises(KeyboardInterrupt) as info:
         world.apply()
     assert isinstance(info.value, DeployInterrupted)
@@ -216,7 +199,7 @@ def test_a_container_that_restarted_before_can_be_started_again(world: World) ->
 def _interrupted_recreate(world: World) -> DeployInterrupted:
     world.apply()
     world.write_spec({"a": "half_plus_two"}, server_args={"tensorflow_intra_op_parallelism": 2})
-    world.interrupt_after = 2
+    world.runtime.interrupt_at_poll = 2
     with pytest.raises(KeyboardInterrupt) as info:
         world.apply()
     assert isinstance(info.value, DeployInterrupted)
@@ -296,7 +279,7 @@ def test_ctrl_c_at_each_engine_call_then_apply_and_down_converge(
 @pytest.mark.parametrize("poll", [1, 2, 3])  # the recreate's wait takes 3 polls here
 def test_ctrl_c_at_each_poll_of_the_wait(world: World, poll: int) -> None:
     _recreate_setup(world)
-    world.interrupt_after = poll
+    world.runtime.interrupt_at_poll = poll
     with pytest.raises(KeyboardInterrupt) as info:
         world.apply()
     assert isinstance(info.value, DeployInterrupted)

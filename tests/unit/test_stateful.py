@@ -56,7 +56,6 @@ import tfsops.reload
 import tfsops.revisions
 import tfsops.state
 from tests.conftest import STATEFUL_RUNS
-from tests.unit.fakes import FakeClock
 from tests.unit.fakes_runtime import FakeRuntime, MountedServing
 from tfsops.errors import ExitCode, TfsopsError
 from tfsops.executor import ApplyOptions, Executor
@@ -136,7 +135,6 @@ class World:
         self.foreign = self.runtime.create(
             ContainerPlan("other", IMAGE, (), {}, (), (), {"x": "y"}, "no", None, None)
         )
-        self.interrupt_after: int | None = None
         self.kill_at_write: int | None = None
         self.kill_after_rpc = False
         self.read_only: Path | None = None
@@ -210,21 +208,6 @@ class World:
         ):
             raise OSError(errno.EROFS, "Read-only file system", str(path))
 
-    def clock(self) -> FakeClock:
-        base = self.runtime.clock()
-        polls = 0
-
-        def step(seconds: float) -> None:
-            nonlocal polls
-            polls += 1
-            if self.interrupt_after is not None and polls >= self.interrupt_after:
-                self.interrupt_after = None
-                raise KeyboardInterrupt
-            assert base.on_sleep is not None
-            base.on_sleep(seconds)
-
-        return FakeClock(on_sleep=step)
-
     def services(self) -> Services:
         def admin(_ep: Any) -> Any:
             return _Admin(self)
@@ -233,7 +216,7 @@ class World:
             runtime_factory=lambda: self.runtime,  # type: ignore[arg-type,return-value]
             serving_factory=lambda _ep: self.serving,
             admin_factory=admin,
-            clock=self.clock(),
+            clock=self.runtime.clock(),
         )
 
     def arm(self, fault: tuple[Any, ...] | None) -> None:
@@ -246,7 +229,7 @@ class World:
             inject = self.runtime.fail_next if fault[2] == "before" else self.runtime.after_next
             inject(fault[1], KeyboardInterrupt())
         elif kind == "interrupt-poll":
-            self.interrupt_after = fault[1]
+            self.runtime.interrupt_at_poll = fault[1]
         elif kind == "kill-after-rpc":
             self.kill_after_rpc = True
         elif kind == "kill-write":
@@ -260,7 +243,7 @@ class World:
     def disarm(self) -> None:
         self.runtime._before.clear()
         self.runtime._after.clear()
-        self.interrupt_after = None
+        self.runtime.interrupt_at_poll = None
         self.kill_at_write = None
         self.kill_after_rpc = False
         self.read_only = None
