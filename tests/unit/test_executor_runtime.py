@@ -343,3 +343,18 @@ def test_plan_reports_the_repair_a_killed_reload_left(world: World) -> None:
     world.apply()  # repairs
     assert set(world.serving.served_list()) == {"a"}
     assert world.plan_action() == NOOP
+
+
+def test_a_reload_in_progress_is_no_pending_repair(world: World) -> None:
+    """The intent of a run that still holds the lock is work in progress, not a repair."""
+    from tfsops.lock import deployment_lock
+    from tfsops.recovery import pending_reload_repair
+
+    world.apply()
+    intent = world.state.root / "reload-intent.json"
+    intent.write_text(json.dumps({"pid": 1, "config": ""}))
+    with deployment_lock(world.state.lock_path, timeout=1, purpose="add-model b"):
+        assert pending_reload_repair(world.state) is None
+        assert world.plan_action() == NOOP
+    assert "interrupted" in (pending_reload_repair(world.state) or "")
+    assert world.plan_action() == REPAIR
