@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
+# Filled by the model-based (stateful) tests: "<run>:sequences", "<run>:steps", "<run>:gap <row>".
+STATEFUL_RUNS: Counter[str] = Counter()
+
+
+def _stateful_summary(terminalreporter: Any) -> None:
+    runs = sorted({key.partition(":")[0] for key in STATEFUL_RUNS})
+    for run in runs:
+        gaps = ", ".join(
+            f"{key.partition(':gap ')[2]}: {n}"
+            for key, n in sorted(STATEFUL_RUNS.items())
+            if key.startswith(f"{run}:gap ")
+        )
+        terminalreporter.write_line(
+            f"tfsops stateful ({run}): {STATEFUL_RUNS[f'{run}:sequences']} sequences, "
+            f"{STATEFUL_RUNS[f'{run}:steps']} steps"
+            + (f"; known gaps (not enforced yet): {gaps}" if gaps else "")
+        )
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    _stateful_summary(terminalreporter)
     skipped = terminalreporter.stats.get("skipped", [])
     docker_skips = [
         r

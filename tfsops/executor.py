@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 from tfsops.errors import InvalidInput, OperationFailed, TfsopsError
 from tfsops.health import HealthReport, wait_until_healthy
 from tfsops.lock import deployment_lock
-from tfsops.plan.container import ContainerPlan, container_plan
+from tfsops.plan.container import LABEL_DEPLOYMENT, ContainerPlan, container_plan
 from tfsops.plan.diff import CREATE, HOT_RELOAD, NOOP, RECREATE, START, DeployPlan, compute_plan
 from tfsops.plan.expected import check_models, expected_models
 from tfsops.plan.exposure import check_exposure
 from tfsops.plan.mounts import restart_refused, unmounted_folders
 from tfsops.plan.render import RenderedFiles, render_all
-from tfsops.ports import ContainerInfo
+from tfsops.ports import ContainerInfo, ContainerRuntime
+from tfsops.recovery import interrupted, restart_if_crash_looping, resume_swap
 from tfsops.reload import repair_interrupted_reload, transactional_reload
 from tfsops.revisions import record_revision
 from tfsops.services import Services, endpoint_for
@@ -84,6 +85,11 @@ class Executor:
     def __init__(self, services: Services) -> None:
         self.s = services
 
+    @property
+    def runtime(self) -> ContainerRuntime:
+        """The engine, through the narrow port the docker target needs (a fake in unit tests)."""
+        return self.s.runtime
+
     # ---- planning -------------------------------------------------------------
     def desired(self, spec: DeploymentSpec) -> tuple[RenderedFiles, ContainerPlan, DeploymentState]:
         state = DeploymentState.for_name(spec.name)
@@ -91,11 +97,23 @@ class Executor:
         return files, container_plan(spec, files, state.config_dir), state
 
     def plan(self, spec: DeploymentSpec) -> DeployPlan:
+        """What `apply` would do, including the repairs an interrupted run left pending."""
+        from tfsops.recovery import pending_swap, plan_with_repairs
+
         files, desired, state = self.desired(spec)
-        observed = self.s.runtime.find(spec.name)
-        return compute_plan(
+        swap = pending_swap(self.runtime, desired)
+        observed = swap.observed if swap is not None else self._observed(spec)
+        plan = compute_plan(
             desired, files.models_config, observed, state.applied_file("models.config")
         )
+        return plan_with_repairs(plan, state, swap)
+
+    def _observed(self, spec: DeploymentSpec) -> ContainerInfo | None:
+        """The deployment's container: the one with its name, else the newest with its label."""
+        named = self.runtime.inspect(spec.container_name)
+        if named is not None and named.labels.get(LABEL_DEPLOYMENT) == spec.name:
+            return named
+        return self.runtime.find(spec.name)
 
     # ---- apply ----------------------------------------------------------------
     def apply(
@@ -122,7 +140,7 @@ class Executor:
     @contextlib.contextmanager
     def locked(self, state: DeploymentState, opts: ApplyOptions, purpose: str) -> Iterator[None]:
         """Hold the deployment's lock; a brand-new deployment that fails leaves no state behind."""
-        _ = self.s.runtime  # engine unreachable -> exit 4 before any file is written
+        _ = self.runtime  # engine unreachable -> exit 4 before any file is written
         new_state = not state.exists()
         state.ensure()
         try:
@@ -143,11 +161,15 @@ class Executor:
         # version in another model is the server's business and holds no one hostage.
         touched = touched_models(files.models_config, state.applied_file("models.config"))
         check_models(spec, touched)
-        observed = self.s.runtime.find(spec.name)
+        resume_swap(self.runtime, desired, self.s.progress)
+        observed = self._observed(spec)
         if observed is not None and observed.status == "running":
             repair_interrupted_reload(spec, self.s, state)
-        plan = compute_plan(
-            desired, files.models_config, observed, state.applied_file("models.config")
+        plan = restart_if_crash_looping(
+            compute_plan(
+                desired, files.models_config, observed, state.applied_file("models.config")
+            ),
+            state,
         )
         if plan.action == RECREATE and opts.hot_only is not None and observed is not None:
             raise restart_refused(
@@ -167,7 +189,7 @@ class Executor:
 
     def _container_exists(self, name: str) -> bool:
         try:
-            return self.s.runtime.find(name) is not None
+            return self.runtime.find(name) is not None
         except TfsopsError:
             return False
 
@@ -216,8 +238,14 @@ class Executor:
             previous = _snapshot(state)
             state.write_config_files(files.files())
             try:
-                self.s.runtime.start(plan.observed.id)
-                health = self._wait(spec, plan.observed.id, opts)
+                if plan.observed.status in ("running", "restarting"):
+                    # Crash-looping: a start would be a no-op; stop it, then start it afresh.
+                    self.runtime.stop(plan.observed.id)
+                self.runtime.start(plan.observed.id)
+                health = self._wait(spec, plan.observed.id, opts, self._restarts(plan.observed.id))
+            except KeyboardInterrupt:
+                # The container may be running on the files just written: keep them.
+                raise interrupted(self.runtime, spec.container_name, "starting") from None
             except BaseException:
                 _restore_snapshot(state, previous)
                 raise
@@ -238,7 +266,7 @@ class Executor:
         opts: ApplyOptions,
         warnings: list[str],
     ) -> ApplyResult:
-        runtime = self.s.runtime
+        runtime = self.runtime
         other = runtime.inspect(plan.container.name)
         if other is not None:
             raise InvalidInput(
@@ -252,6 +280,13 @@ class Executor:
             container_id = runtime.create(plan.container)
             self._start(container_id, spec)
             health = self._wait(spec, container_id, opts)
+        except KeyboardInterrupt:
+            if container_id is None:
+                _restore_snapshot(state, previous)
+                raise
+            # Ctrl-C: the container is left as it is, so it keeps the files it mounts
+            # (a restart without models.config would crash-loop); `apply` resumes.
+            raise interrupted(runtime, plan.container.name, "creating") from None
         except BaseException as exc:
             self._discard(container_id, opts, exc)
             _restore_snapshot(state, previous)
@@ -270,7 +305,7 @@ class Executor:
         warnings: list[str],
     ) -> ApplyResult:
         """Replace the container; if the new one fails, the old one is started again."""
-        runtime = self.s.runtime
+        runtime = self.runtime
         old = plan.observed
         assert old is not None
         staging = dataclasses.replace(plan.container, name=f"{plan.container.name}-next")
@@ -287,6 +322,10 @@ class Executor:
             state.write_config_files(files.files())
             self._start(new_id, spec)
             health = self._wait(spec, new_id, opts)
+        except KeyboardInterrupt:
+            # Leave both as they are (the new one may be serving on the new files);
+            # say which exist: the next `apply` finishes or undoes the swap, `down` removes both.
+            raise interrupted(runtime, plan.container.name, "replacing") from None
         except BaseException as exc:
             self._discard(new_id, opts, exc)
             _restore_snapshot(state, previous)
@@ -297,8 +336,11 @@ class Executor:
                 except TfsopsError as restart_exc:
                     self.s.progress(f"could not restart {old.name}: {restart_exc.message}")
             raise
-        runtime.remove(old.id)
-        runtime.rename(new_id, plan.container.name)
+        try:
+            runtime.remove(old.id)
+            runtime.rename(new_id, plan.container.name)
+        except KeyboardInterrupt:
+            raise interrupted(runtime, plan.container.name, "replacing") from None
         revision = record_revision(state, spec_text, files.models_config, "recreate").number
         return ApplyResult(plan, new_id, health, revision, warnings)
 
@@ -310,11 +352,11 @@ class Executor:
         if opts.keep_failed:
             self.s.progress(f"keeping the failed container {container_id[:12]} (--keep-failed)")
             return
-        self.s.runtime.remove(container_id)
+        self.runtime.remove(container_id)
 
     def _start(self, container_id: str, spec: DeploymentSpec) -> None:
         try:
-            self.s.runtime.start(container_id)
+            self.runtime.start(container_id)
         except OperationFailed as exc:
             if spec.gpu is not None and (
                 "device driver" in exc.message or "gpu" in exc.message.lower()
@@ -329,7 +371,7 @@ class Executor:
 
     def _preflight(self, spec: DeploymentSpec, plan: DeployPlan, opts: ApplyOptions) -> list[str]:
         """Image present (pull if not), built for this host, ports free: before anything is created."""
-        runtime = self.s.runtime
+        runtime = self.runtime
         warnings: list[str] = []
         ref = plan.container.image
         labels = runtime.image_labels(ref)
@@ -342,8 +384,6 @@ class Executor:
         warnings += _host_compat(labels, spec, ref, opts.force, self.s.host_facts)
         mine = plan.observed.name if plan.observed else None
         holders = runtime.port_holders()
-        from tfsops.adapters.docker_runtime import host_port_free
-
         for port in plan.container.ports:
             holder = holders.get(port.host_port)
             if holder == mine:
@@ -355,7 +395,7 @@ class Executor:
                     if holder.startswith("tfsops-")
                     else "choose other ports in the spec (ports.rest / ports.grpc)",
                 )
-            if not host_port_free(port.host_ip, port.host_port):
+            if not runtime.host_port_free(port.host_ip, port.host_port):
                 raise InvalidInput(
                     f"port {port.host_ip}:{port.host_port} ({port.purpose}) is taken by another program",
                     hint="choose other ports in the spec (ports.rest / ports.grpc)",
@@ -374,13 +414,19 @@ class Executor:
             raise error
         return report
 
+    def _restarts(self, container_id: str) -> int:
+        info = self.runtime.inspect(container_id)
+        return info.restart_count if info is not None else 0
+
     def _wait(
-        self, spec: DeploymentSpec, container_id: str, opts: ApplyOptions
+        self, spec: DeploymentSpec, container_id: str, opts: ApplyOptions, restarts: int = 0
     ) -> HealthReport | None:
+        """Wait until healthy; the container dying (or restarting more than the ``restarts``
+        it had when started) ends the wait with its log lines."""
         if not opts.wait:
             return None
         client = self.s.serving_factory(endpoint_for(spec))
-        runtime = self.s.runtime
+        runtime = self.runtime
         last_line = ""
 
         def watch(report: HealthReport) -> None:
@@ -389,7 +435,7 @@ class Executor:
             if (
                 info is None
                 or info.status in ("exited", "dead", "restarting")
-                or info.restart_count > 0
+                or info.restart_count > restarts
             ):
                 raise self._died(container_id, info)
             line = "waiting: " + (
@@ -419,7 +465,7 @@ class Executor:
 
     def _tail(self, container_id: str) -> list[str]:
         try:
-            return self.s.runtime.logs(container_id, tail=LOG_TAIL).splitlines()
+            return self.runtime.logs(container_id, tail=LOG_TAIL).splitlines()
         except TfsopsError:
             return []
 
@@ -439,7 +485,7 @@ class Executor:
     # ---- down -------------------------------------------------------------------
     def down(self, name: str, *, volumes: bool, lock_timeout: float = 120.0) -> dict[str, Any]:
         state = DeploymentState.for_name(name)
-        runtime = self.s.runtime
+        runtime = self.runtime
         container = runtime.find(name)
         if container is None and not state.exists():
             raise InvalidInput(
@@ -447,13 +493,22 @@ class Executor:
             )
         removed: dict[str, Any] = {"deployment": name, "container": None, "state_removed": False}
         with deployment_lock(state.lock_path, timeout=lock_timeout, purpose=f"down {name}"):
-            if container is not None:
+            # Every container labelled as this deployment's (an interrupted recreate leaves two).
+            others: list[str] = []
+            while container is not None and len(others) < 20:
                 self.s.progress(f"stopping and removing {container.name}")
                 runtime.remove(container.id)
-                removed["container"] = container.id
+                if removed["container"] is None:
+                    removed["container"] = container.id
+                else:
+                    others.append(container.id)
+                container = runtime.find(name)
             staging = runtime.inspect(f"tfsops-{name}-next")
             if staging is not None:
                 runtime.remove(staging.id)
+                others.append(staging.id)
+            if others:
+                removed["also_removed"] = others
         if volumes:
             shutil.rmtree(state.root, ignore_errors=True)
             removed["state_removed"] = True

@@ -7,9 +7,12 @@ tests use in-memory fakes that behave like state machines.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from tfsops.plan.container import ContainerPlan
 
 # Model version states as TF Serving names them (apis/get_model_status.proto).
 START = "START"
@@ -112,3 +115,53 @@ class ContainerInfo:
     started_at: str | None = None
     exit_code: int | None = None
     restart_count: int = 0  # a crash-looping server (restart policy) never shows "exited"
+
+
+class ContainerRuntime(Protocol):
+    """The container engine as the docker target's executor uses it (``Executor``).
+
+    Names and ids are interchangeable where a container is addressed, as in the
+    engine's API. Errors are ``tfsops.errors`` classes: ``EngineUnreachable``,
+    ``OperationFailed`` (the engine's message). ``DockerRuntime`` implements it
+    with the Docker SDK; unit tests use an in-memory state machine.
+    """
+
+    def find(self, deployment: str) -> ContainerInfo | None:
+        """The newest container labelled as ``deployment``'s, in any state."""
+        ...
+
+    def inspect(self, container_id: str) -> ContainerInfo | None:
+        """A container by id or name, or None when there is none."""
+        ...
+
+    def image_labels(self, ref: str) -> dict[str, str] | None:
+        """The image's labels, or None when the image is not present locally."""
+        ...
+
+    def pull(self, ref: str, progress: Callable[[str], None]) -> None: ...
+
+    def port_holders(self) -> dict[int, str]:
+        """Host port -> the name of the running container publishing it."""
+        ...
+
+    def host_port_free(self, host_ip: str, port: int) -> bool:
+        """Whether ``host_ip:port`` can be bound on the engine's host (a program may hold it)."""
+        ...
+
+    def create(self, plan: ContainerPlan) -> str:
+        """Create (not start) the container ``plan`` describes; its id."""
+        ...
+
+    def start(self, container_id: str) -> None: ...
+
+    def stop(self, container_id: str, timeout: int = 10) -> None: ...
+
+    def remove(self, container_id: str) -> None:
+        """Stop and remove; a container that is gone already is no error."""
+        ...
+
+    def rename(self, container_id: str, new_name: str) -> None: ...
+
+    def logs(self, container_id: str, tail: int | str = "all") -> str: ...
+
+    def close(self) -> None: ...

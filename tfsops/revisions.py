@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +40,18 @@ class Revision:
 
 
 def list_revisions(state: DeploymentState) -> list[Revision]:
+    """Complete revisions, oldest first. A folder without a readable ``meta.json`` (a run
+    killed while recording it) is skipped; ``record_revision`` numbers past it."""
     out: list[Revision] = []
     if not state.revisions_dir.is_dir():
         return out
     for child in state.revisions_dir.iterdir():
-        if child.name.isdigit() and (child / "meta.json").exists():
+        if not child.name.isdigit():
+            continue
+        try:
             meta = json.loads((child / "meta.json").read_text(encoding="utf-8"))
+            if not isinstance(meta, dict):
+                continue
             out.append(
                 Revision(
                     int(child.name),
@@ -51,7 +60,21 @@ def list_revisions(state: DeploymentState) -> list[Revision]:
                     str(meta.get("reason", "")),
                 )
             )
+        except (OSError, ValueError, TypeError):
+            continue
     return sorted(out, key=lambda r: r.number)
+
+
+def incomplete_revisions(state: DeploymentState) -> list[Path]:
+    """Revision folders a killed run left without their ``meta.json`` (skipped when listing)."""
+    complete = {r.path for r in list_revisions(state)}
+    if not state.revisions_dir.is_dir():
+        return []
+    return sorted(
+        p
+        for p in state.revisions_dir.iterdir()
+        if p.name.isdigit() and p.is_dir() and p not in complete
+    )
 
 
 def record_revision(
@@ -64,15 +87,27 @@ def record_revision(
         and existing[-1].models_config == models_config
     ):
         return existing[-1]
-    number = existing[-1].number + 1 if existing else 1
-    path = state.revisions_dir / f"{number:06d}"
-    path.mkdir(parents=True, mode=0o700)
-    atomic_write(path / "spec.yaml", spec_text, mode=0o600)
-    atomic_write(path / "models.config", models_config, mode=0o600)
-    created = time.time()
-    atomic_write(
-        path / "meta.json", json.dumps({"created": created, "reason": reason}) + "\n", mode=0o600
-    )
+    # Number past every numeric folder, complete or not, so a folder left without its
+    # meta.json is never reused; build the revision under a hidden name and rename it in,
+    # so a kill leaves no numbered folder half-written.
+    state.revisions_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    taken = [int(p.name) for p in state.revisions_dir.iterdir() if p.name.isdigit()]
+    number = max(taken, default=0) + 1
+    staging = Path(tempfile.mkdtemp(prefix=f".{number:06d}.", dir=state.revisions_dir))
+    try:
+        atomic_write(staging / "spec.yaml", spec_text, mode=0o600)
+        atomic_write(staging / "models.config", models_config, mode=0o600)
+        created = time.time()
+        atomic_write(
+            staging / "meta.json",
+            json.dumps({"created": created, "reason": reason}) + "\n",
+            mode=0o600,
+        )
+        path = state.revisions_dir / f"{number:06d}"
+        os.rename(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return Revision(number, path, created, reason)
 
 

@@ -368,5 +368,59 @@ def test_ctrl_c_during_the_wait_leaves_the_container_and_says_so(
     assert proc.returncode == 130, err
     assert "left as it is" in err
     assert len(containers_of(docker_client, name)) == 1  # left, as said
+    # ... with the files it mounts (a restart without models.config crash-loops), and
+    # the next apply waits for it (or repairs it) instead of failing
+    config = Path(tfsops.env["TFSOPS_STATE_DIR"]) / name / "config" / "models.config"
+    assert config.is_file(), err
+    run = tfsops("--json", "apply", "-d", name, "--timeout", "120")
+    assert run.code == 0, run
+    assert len(containers_of(docker_client, name)) == 1
     assert tfsops("down", "-d", name, "--volumes").code == 0
+    assert containers_of(docker_client, name) == []
+
+
+def test_ctrl_c_during_a_recreate_then_apply_finishes_and_down_removes_both(
+    tfsops: Tfsops,
+    name: str,
+    ports: tuple[int, int],
+    models: Path,
+    serving_image: str,
+    docker_client: Any,
+) -> None:
+    import signal
+
+    spec = tfsops.cwd / "tfsops.yaml"
+    text = (
+        f"name: {name}\nimage: {serving_image}\nports: {{rest: {ports[0]}, grpc: {ports[1]}}}\n"
+        f"models: [{{name: a, path: {models / 'half_plus_two'}}}]\n"
+    )
+    spec.write_text(text)
+    assert tfsops("apply", "--timeout", "120").code == 0
+    def interrupted_swap() -> tuple[int, str]:
+        """`apply` interrupted with Ctrl-C once the -next container exists."""
+        proc = tfsops.popen("apply", "--timeout", "120")
+        deadline = time.monotonic() + 60
+        while len(containers_of(docker_client, name)) < 2:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        return proc.returncode, err
+
+    spec.write_text(text + "server_args: {tensorflow_intra_op_parallelism: 2}\n")
+    code, err = interrupted_swap()
+    assert code == 130, err
+    assert f"tfsops-{name}-next" in err and "`tfsops apply` finishes the swap" in err, err
+    run = tfsops("--json", "plan")
+    assert any(f"tfsops-{name}-next" in r for r in run.json["data"]["reasons"]), run
+    run = tfsops("--json", "apply", "--timeout", "120")
+    assert run.code == 0, run
+    [container] = containers_of(docker_client, name)
+    assert container.name == f"tfsops-{name}" and container.status == "running"
+    assert tfsops("--json", "plan").json["data"]["action"] == "noop"
+    # interrupted again, then one down removes both
+    spec.write_text(text)
+    interrupted_swap()
+    assert tfsops("down", "--volumes").code == 0
     assert containers_of(docker_client, name) == []

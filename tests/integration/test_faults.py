@@ -433,9 +433,19 @@ def test_interrupted_reload_is_repaired_by_the_next_run(deployed: Deployment) ->
     _dead_lock_holder(dep.state / "lock")
     assert available(dep.rest_port, "b")  # the server runs a list models.config does not hold
 
-    # health looks only at what the spec expects: fine, and changes nothing
-    run = dep.tfsops("--json", "health")
+    # plan, status and health report the pending repair (not noop / ok), and change nothing
+    run = dep.tfsops("--json", "plan")
     assert run.code == 0, run
+    assert run.json["data"]["action"] == "repair", run
+    assert any("interrupted" in r for r in run.json["data"]["reasons"]), run
+    run = dep.tfsops("--json", "status", "-d", dep.name)
+    assert run.code == 0, run
+    [entry] = run.json["data"]["deployments"]
+    assert entry["pending_repair"] and "interrupted" in entry["pending_repair"][0], run
+    run = dep.tfsops("--json", "health")
+    assert run.code == 5, run
+    assert run.json["data"]["pending_repair"], run
+    assert "pending repair" in run.stderr
     assert dep.intent.exists()
 
     started = time.monotonic()

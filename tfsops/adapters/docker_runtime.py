@@ -228,6 +228,9 @@ class DockerRuntime:
             except docker.errors.NotFound:
                 return None
 
+    def host_port_free(self, host_ip: str, port: int) -> bool:
+        return host_port_free(host_ip, port)
+
     def port_holders(self) -> dict[int, str]:
         """Host port -> the running container publishing it."""
         holders: dict[int, str] = {}

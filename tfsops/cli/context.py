@@ -47,8 +47,13 @@ def execute(
             logging.getLogger("tfsops").debug("error", exc_info=exc)
         emit_error(command, exc, as_json=opts.json)
         raise typer.Exit(int(exc.exit_code)) from None
-    except KeyboardInterrupt:
-        exc2 = Interrupted("interrupted")
+    except KeyboardInterrupt as exc:
+        # A deploy step says what it left (tfsops.recovery.DeployInterrupted).
+        exc2 = Interrupted(
+            getattr(exc, "message", "interrupted"),
+            hint=getattr(exc, "hint", None),
+            details=getattr(exc, "details", None),
+        )
         emit_error(command, exc2, as_json=opts.json)
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     except (typer.Exit, typer.Abort):

@@ -116,7 +116,11 @@ def _apply(
             swarm_result = SwarmExecutor(executor.s).apply(spec, spec_path, options)
             return Result(data=swarm_result.to_dict(), text=swarm_result.text())
         result = executor.apply(spec, spec_path, options, refresh)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from tfsops.recovery import DeployInterrupted
+
+        if isinstance(exc, DeployInterrupted):  # it names the containers that exist
+            raise Interrupted(exc.message, hint=exc.hint, details=exc.details) from None
         raise Interrupted(
             f"interrupted; the container {spec.container_name} (if created) was left as it is",
             hint="see it with `tfsops status`, remove it with `tfsops down`",
@@ -318,9 +322,11 @@ def plan(
     image: ImageOpt = None,
     version: VersionOpt = None,
 ) -> None:
-    """Show what `apply` would do: create / recreate / start / hot-reload / noop, and the model diff.
+    """Show what `apply` would do: create / recreate / start / hot-reload / repair / noop, and the model diff.
 
     Changes nothing. Exit 0 either way (read the action in --json: data.action).
+    "repair": nothing to change but what an interrupted run left (a reload cut
+    short by a kill, a half-done container swap); `apply` makes the repair.
     """
 
     def action(opts: GlobalOptions) -> Result:

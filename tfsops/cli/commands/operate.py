@@ -52,8 +52,10 @@ def health(
     Checks all models of the deployment at once, through the model status API
     (state must be AVAILABLE: the endpoint answers 200 while loading) and
     /labels/L/metadata for labels (the status endpoint ignores labels).
-    Exit 0 healthy, 6 not (yet) healthy, 5 a version failed to load, 3 a model's
-    folder is missing (the server still serves it, but a restart would not come back).
+    Exit 0 healthy, 6 not (yet) healthy, 5 a version failed to load or a
+    repair is pending (a reload cut short by a kill: run `tfsops apply`), 3 a
+    model's folder is missing (the server still serves it, but a restart would
+    not come back).
 
     Example: tfsops health --wait --timeout 120   (a CI gate)
     """
@@ -101,6 +103,7 @@ def health(
         if error is not None:
             print(f"error: {error.message}", file=sys.stderr)
         code, text = _report_missing_folders(spec, names, data, code, text)
+        code, text = _report_repairs(spec.name, data, code, text)
         return Result(data=data, text=text, exit_code=code)
 
     execute(ctx, "health", action)
@@ -123,6 +126,24 @@ def _report_missing_folders(
     return (ExitCode.INVALID if code == ExitCode.OK else code), "\n".join([text, *lines])
 
 
+def _report_repairs(
+    name: str, data: dict[str, Any], code: ExitCode, text: str
+) -> tuple[ExitCode, str]:
+    """A run killed mid-reload may have left the server off models.config: not healthy (exit 5)
+    until the next apply/reload/model command repairs it."""
+    from tfsops.recovery import pending_reload_repair
+    from tfsops.state import DeploymentState
+
+    repair = pending_reload_repair(DeploymentState.for_name(name))
+    data["pending_repair"] = [repair] if repair else []
+    if repair is None:
+        return code, text
+    data["ok"] = False
+    print(f"error: pending repair: {repair}", file=sys.stderr)
+    text += f"\npending repair: {repair}"
+    return (ExitCode.FAILED if code == ExitCode.OK else code), text
+
+
 def _uptime(started: str | None) -> str:
     if not started or started.startswith("0001"):
         return ""
@@ -143,15 +164,21 @@ def _uptime(started: str | None) -> str:
 def _status(opts: GlobalOptions, command: str) -> Result:
     from tfsops.errors import TfsopsError
     from tfsops.plan.container import LABEL_DEPLOYMENT
+    from tfsops.recovery import pending_reload_repair
     from tfsops.services import endpoint_for
     from tfsops.spec.load import load_spec as read_spec
     from tfsops.spec.model import DeploymentSpec
     from tfsops.state import DeploymentState, list_states
 
     services = make_services(opts)
-    containers = {
-        c.labels.get(LABEL_DEPLOYMENT, c.name): c for c in services.runtime.list_deployments()
-    }
+    containers: dict[str, Any] = {}
+    staged: dict[str, Any] = {}  # tfsops-<name>-next left by an interrupted recreate
+    for c in services.runtime.list_deployments():
+        key = c.labels.get(LABEL_DEPLOYMENT, c.name)
+        if c.name == f"tfsops-{key}-next":
+            staged[key] = c
+        if key not in containers or containers[key].name.endswith("-next"):
+            containers[key] = c
     names = sorted(set(containers) | {s.name for s in list_states()})
     if opts.deployment:
         names = [n for n in names if n == opts.deployment]
@@ -204,6 +231,16 @@ def _status(opts: GlobalOptions, command: str) -> Result:
                     entry["models"].append(
                         {"name": model.name, "versions": [], "problem": exc.message}
                     )
+        repairs = []
+        if name in staged:
+            repairs.append(
+                f"an interrupted recreate left {staged[name].name} ({staged[name].status}): "
+                "`tfsops apply` finishes or undoes the swap, `tfsops down` removes both"
+            )
+        reload_repair = pending_reload_repair(DeploymentState.for_name(name))
+        if reload_repair is not None:
+            repairs.append(reload_repair)
+        entry["pending_repair"] = repairs
         deployments.append(entry)
         ports = ",".join(f"{ip}:{hp}->{cp}" for ip, hp, cp in (info.ports if info else []))
         models_text = "; ".join(
@@ -220,6 +257,8 @@ def _status(opts: GlobalOptions, command: str) -> Result:
     services.close()
     headers = ["DEPLOYMENT", "STATE", "IMAGE", "PORTS", "UP", "MODELS (version:state)"]
     text = table(headers, rows) if rows else "no deployments"
+    for d in deployments:
+        text += "".join(f"\n{d['deployment']}: pending repair: {r}" for r in d["pending_repair"])
     if swarm_texts:
         text += "\n\n" + "\n\n".join(swarm_texts)
     from tfsops.plan.folders import describe_missing
