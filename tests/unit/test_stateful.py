@@ -69,9 +69,9 @@ from tfsops.state import DeploymentState
 
 # Rows of issue 12 fixed on other branches: their checks count violations until enforced.
 ENFORCED = {
-    "row 7": False,  # a number the server saw fail is reused by the next publish
-    "row 12": False,  # a read-only spec: refuse before the change goes live
-    "row 21": False,  # rollback overwrites local spec edits silently
+    "row 7": True,  # a number the server saw fail is reused by the next publish
+    "row 12": True,  # a read-only spec: refuse before the change goes live
+    "row 21": True,  # rollback overwrites local spec edits silently
 }
 ENFORCE_ALL = os.environ.get("TFSOPS_STATEFUL_ENFORCE_ALL") == "1"
 
@@ -310,6 +310,7 @@ class DeploymentMachine(RuleBasedStateMachine):
     # -- running a command ---------------------------------------------------------
 
     def opts(self, **kw: Any) -> ApplyOptions:
+        """Options as the CLI builds them: the hot commands pass ``hot_only``."""
         return ApplyOptions(timeout=10, lock_timeout=1, **kw)
 
     def run(self, what: str, fault: tuple[Any, ...] | None, action: Callable[[], Any]) -> None:
@@ -384,7 +385,7 @@ class DeploymentMachine(RuleBasedStateMachine):
             "add-model",
             fault,
             lambda: self.modelops().add_model(
-                self.world.spec_path, model, path, policy=None, labels={}, opts=self.opts()
+                self.world.spec_path, model, path, policy=None, labels={}, opts=self.opts(hot_only="add-model")
             ),
         )
 
@@ -393,7 +394,7 @@ class DeploymentMachine(RuleBasedStateMachine):
         self.run(
             "remove-model",
             fault,
-            lambda: self.modelops().remove_model(self.world.spec_path, model, self.opts()),
+            lambda: self.modelops().remove_model(self.world.spec_path, model, self.opts(hot_only="remove-model")),
         )
 
     @rule(model=st.sampled_from(sorted(POOL)), broken=st.booleans(), fault=FAULTS)
@@ -408,7 +409,7 @@ class DeploymentMachine(RuleBasedStateMachine):
         self.run(
             "publish",
             fault,
-            lambda: self.modelops().publish(self.world.spec_path, model, source, None, self.opts()),
+            lambda: self.modelops().publish(self.world.spec_path, model, source, None, self.opts(hot_only="publish")),
         )
         self.world.serving.broken.pop(model, None)
 
@@ -418,20 +419,20 @@ class DeploymentMachine(RuleBasedStateMachine):
             "promote",
             fault,
             lambda: self.modelops().promote(
-                self.world.spec_path, model, "stable", version, self.opts()
+                self.world.spec_path, model, "stable", version, self.opts(hot_only="promote")
             ),
         )
 
     @rule(fault=FAULTS)
     def reload(self, fault: tuple[Any, ...] | None) -> None:
-        self.run("reload", fault, lambda: self.modelops().reload(self.world.spec_path, self.opts()))
+        self.run("reload", fault, lambda: self.modelops().reload(self.world.spec_path, self.opts(hot_only="reload")))
 
     @rule(fault=FAULTS)
     def rollback(self, fault: tuple[Any, ...] | None) -> None:
         self.run(
             "rollback",
             fault,
-            lambda: self.modelops().rollback(self.world.spec_path, None, self.opts()),
+            lambda: self.modelops().rollback(self.world.spec_path, None, self.opts(hot_only="rollback")),
         )
 
     @rule(fault=FAULTS, volumes=st.booleans())
