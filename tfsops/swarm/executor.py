@@ -336,7 +336,7 @@ class SwarmExecutor:
         if not opts.wait:
             return None  # Swarm still rolls a failing update back by itself
         self._wait_tasks(desired, service_id, deadline, opts, before=before, is_update=is_update)
-        expected = expected_models(spec)
+        expected = expected_models(spec, smoke=False)
         last = ""
         while True:
             health = self._health_once(spec, desired, service_id, expected, desired.image)
@@ -562,7 +562,7 @@ class SwarmExecutor:
         engine, clock = self.engine, self.s.clock
         engine.require_manager(f"health {spec.name}")
         desired = self.desired(spec)
-        expected = expected_models(spec)
+        expected = expected_models(spec, smoke=False)
         deadline = clock.monotonic() + max(timeout, 0.0)
         while True:
             observed = engine.find_service(spec.name)
@@ -603,7 +603,7 @@ class SwarmExecutor:
             spec,
             desired,
             observed.id,
-            expected_models(spec),
+            expected_models(spec, smoke=False),
             observed.image,
             observed.template_hash,
         )

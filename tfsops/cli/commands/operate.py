@@ -29,6 +29,14 @@ def health(
     interval: Annotated[
         float, typer.Option("--interval", help="Seconds between polls with --wait.")
     ] = 1.0,
+    smoke: Annotated[
+        bool,
+        typer.Option(
+            "--smoke/--no-smoke",
+            help="Also send each model's smoke requests (spec smoke:, or one generated from "
+            "the signature) to every expected version; a failing one is exit 5.",
+        ),
+    ] = False,
 ) -> None:
     """Is every expected model version AVAILABLE and every label resolvable?
 
@@ -72,7 +80,7 @@ def health(
         client = services.serving_factory(endpoint_for(spec))
         report = wait_until_healthy(
             client,
-            expected_models(spec, names),
+            expected_models(spec, names, smoke=smoke),
             timeout=timeout if wait else 0.0,
             interval=interval,
         )
