@@ -23,6 +23,7 @@ TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48  # 2 block handles of at most 20 bytes, padded, + 8-byte magic
 BLOCK_TRAILER_SIZE = 5  # compression type (1 byte) + masked CRC32C (4 bytes)
 NO_COMPRESSION = 0
+SNAPPY_COMPRESSION = 1  # TF1-era bundles (e.g. upstream's half_plus_two_cpu) use it
 MAX_INDEX_BYTES = 1 << 30
 
 
@@ -59,9 +60,49 @@ def _block(data: bytes, handle: tuple[int, int]) -> bytes:
     if end + BLOCK_TRAILER_SIZE > len(data):
         raise BundleFormatError(f"block at {offset} (+{size}) runs past the end of the file")
     kind = data[end]
+    if kind == SNAPPY_COMPRESSION:
+        return snappy_decompress(data[offset:end])
     if kind != NO_COMPRESSION:
         raise BundleFormatError(f"block at {offset} is compressed (type {kind})")
     return data[offset:end]
+
+
+def snappy_decompress(data: bytes) -> bytes:
+    """Raw (unframed) Snappy, as leveldb tables store compressed blocks."""
+    size, pos = read_varint(data, 0)
+    out = bytearray()
+    while pos < len(data):
+        tag = data[pos]
+        pos += 1
+        kind = tag & 3
+        if kind == 0:  # literal
+            length = tag >> 2
+            if length >= 60:
+                extra = length - 59
+                length = int.from_bytes(data[pos : pos + extra], "little")
+                pos += extra
+            length += 1
+            if pos + length > len(data):
+                raise BundleFormatError("truncated snappy literal")
+            out += data[pos : pos + length]
+            pos += length
+            continue
+        if kind == 1:
+            length = 4 + ((tag >> 2) & 7)
+            offset = ((tag >> 5) << 8) | data[pos]
+            pos += 1
+        else:
+            width = 2 if kind == 2 else 4
+            length = (tag >> 2) + 1
+            offset = int.from_bytes(data[pos : pos + width], "little")
+            pos += width
+        if offset == 0 or offset > len(out):
+            raise BundleFormatError("bad snappy copy offset")
+        for _ in range(length):  # copies may overlap their own output
+            out.append(out[-offset])
+    if len(out) != size:
+        raise BundleFormatError("snappy block has the wrong length")
+    return bytes(out)
 
 
 def block_entries(block: bytes) -> list[tuple[bytes, bytes]]:
