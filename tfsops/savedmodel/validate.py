@@ -294,6 +294,11 @@ def _graph_problem(
     if result.ok:
         return None
     text = "; ".join(result.messages(show(version_dir)))
+    if index_missing and result.missing_keys:
+        text = (
+            f"{show(version_dir)} has no variables/variables.index although its signatures "
+            f"read variables (an incomplete copy?): {text}"
+        )
     if result.unrestored and not index_missing:
         text += f" (hint: {KERAS_HINT})"
     return text
