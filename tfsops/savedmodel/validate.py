@@ -209,6 +209,17 @@ def validate_model_dir(
     return result
 
 
+def validate_version_dir(path: Path, *, tags: Sequence[str] = DEFAULT_TAGS) -> None:
+    """The checks of a served version for one version folder (e.g. before publishing it).
+
+    Raises ``InvalidInput`` (exit 3) when TF Serving could not load it or it could not answer.
+    """
+    entry = VersionEntry(version=0, name=path.name, path=path, is_dir=path.is_dir())
+    check, _ = _check_version(entry, True, tuple(tags))
+    if check.problem:
+        raise InvalidInput(check.problem, details={"path": show(path)})
+
+
 def _check_version(
     entry: VersionEntry, served: bool, tags: tuple[str, ...]
 ) -> tuple[VersionCheck, list[str]]:
