@@ -48,7 +48,9 @@ def test_a_model_that_answers_and_one_that_does_not(
     resnet = tmp_path / "resnet"
     shutil.copytree(answer_models / "jpeg_classifier", resnet)
     a = models / "half_plus_two"
-    (tfsops.cwd / "warm.json").write_text(json.dumps([{"instances": [1.0]}, {"inputs": [2.0, 3.0]}]))
+    (tfsops.cwd / "warm.json").write_text(
+        json.dumps([{"instances": [1.0]}, {"inputs": [2.0, 3.0]}])
+    )
     run = tfsops("--json", "warmup", str(a), "--version", "2", "--from", "warm.json")
     assert run.code == 0, run
     write_spec(

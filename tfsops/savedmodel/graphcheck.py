@@ -111,10 +111,11 @@ def _var_name(node: Any) -> str:
     return shared or node.name
 
 
-def _captured(graph: _Body, tensors: Iterable[str]) -> dict[str, str]:
-    """Variable node name -> variable name, for every variable ``tensors`` depend on."""
-    found: dict[str, str] = {}
-    stack = [_split(t)[0] for t in tensors]
+def _walk(graph: _Body, starts: Iterable[str], stop: frozenset[str], control: bool) -> list[Any]:
+    """The nodes with an op in ``stop`` reached backwards from ``starts`` (not walked past);
+    through data inputs, and control inputs too when ``control``."""
+    found: list[Any] = []
+    stack = [_split(s.lstrip("^"))[0] for s in starts]
     seen: set[str] = set()
     while stack:
         name = stack.pop()
@@ -124,11 +125,17 @@ def _captured(graph: _Body, tensors: Iterable[str]) -> dict[str, str]:
         node = graph.nodes.get(name)
         if node is None:
             continue
-        if node.op in VARIABLE_OPS:
-            found[node.name] = _var_name(node)
+        if node.op in stop:
+            found.append(node)
             continue
-        stack.extend(_split(i)[0] for i in graph.data_inputs(node))
+        inputs = node.input if control else graph.data_inputs(node)
+        stack.extend(_split(i.lstrip("^"))[0] for i in inputs)
     return found
+
+
+def _captured(graph: _Body, tensors: Iterable[str]) -> dict[str, str]:
+    """Variable node name -> variable name, for every variable ``tensors`` depend on."""
+    return {n.name: _var_name(n) for n in _walk(graph, tensors, VARIABLE_OPS, control=False)}
 
 
 def _const_strings(node: Any) -> list[str] | None:
@@ -193,19 +200,7 @@ def _restored(
                 restored[var_node.name] = key
         return restored
     # TF1: a NoOp grouping assign ops through control inputs.
-    stack, seen, assigns = [node.name], set(), []
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        n = graph.nodes.get(name)
-        if n is None:
-            continue
-        if n.op in ASSIGN_OPS:
-            assigns.append(n)
-            continue
-        stack.extend(i.lstrip("^").partition(":")[0] for i in n.input)
+    assigns = _walk(graph, [node.name], ASSIGN_OPS, control=True)
     for var_ref, key in _assignments(graph, assigns):
         var_node, _ = graph.source(var_ref)
         if var_node is not None and var_node.op in VARIABLE_OPS:
