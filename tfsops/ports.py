@@ -48,6 +48,10 @@ class SmokeProbe(Protocol):
         self, client: ServingClient, model: str, versions: Sequence[int], *, timeout: float
     ) -> str | None: ...
 
+    def bodies(self, version: int) -> list[Mapping[str, Any]]:
+        """The request bodies for ``version`` (for a probe that sends them elsewhere)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Endpoint:

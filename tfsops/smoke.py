@@ -239,7 +239,7 @@ class SmokePlan:
     model_path: Path
     requests: tuple[SmokeRequest, ...] = ()
     _generated: dict[int, SmokeRequest] = field(default_factory=dict, repr=False)
-    _passed: set[int] = field(default_factory=set, repr=False)
+    _passed: set[tuple[int, int]] = field(default_factory=set, repr=False)  # (client id, version)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def requests_for(self, version: int) -> tuple[SmokeRequest, ...]:
@@ -255,6 +255,9 @@ class SmokePlan:
             with self._lock:
                 self._generated[version] = cached
         return (cached,)
+
+    def bodies(self, version: int) -> list[Mapping[str, Any]]:
+        return [r.body for r in self.requests_for(version)]
 
     def _signature(self, version: int) -> Signature:
         from tfsops.savedmodel.inspect import inspect_version
@@ -276,11 +279,11 @@ class SmokePlan:
     ) -> str | None:
         """Send every request to every version in ``versions``; the first failure, or None.
 
-        A version that passed once is not asked again by this plan (a wait
-        polls health repeatedly).
+        A version that passed once is not asked again through the same client
+        (a wait polls health repeatedly; each swarm replica has its own client).
         """
         for version in sorted(versions):
-            if version in self._passed:
+            if (id(client), version) in self._passed:
                 continue
             try:
                 requests = self.requests_for(version)
@@ -303,5 +306,5 @@ class SmokePlan:
                         f"unexpectedly: {diff}"
                     )
             with self._lock:
-                self._passed.add(version)
+                self._passed.add((id(client), version))
         return None

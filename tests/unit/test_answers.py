@@ -333,3 +333,70 @@ def test_image_body_and_top_k(answer_models: Path) -> None:
     answer = {"predictions": [[0.1, 0.5, 0.2, 0.2], [0.7, 0.1, 0.1, 0.1]]}
     top = top_k(answer, 2)
     assert [[e["class"] for e in r["top"]] for r in top] == [[1, 2], [0, 1]]
+
+
+# -- swarm: the replica probe sends smoke requests ----------------------------------------
+
+
+def test_replica_probe_posts_smoke_requests(models_dir: Path) -> None:
+    """The probe's bash script against a local port-0 server, its answers replayed."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tfsops.adapters.docker_swarm import parse_probe_output, smoke_probe_paths, snapshot_client
+    from tfsops.swarm.plan import PROBE_SCRIPT
+
+    seen: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append({"path": self.path, "body": body})
+            xs = body.get("instances") or body["inputs"]["x"]
+            payload = json.dumps({"predictions": [0.5 * x + 2 for x in xs]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        good = SmokePlan(models_dir / "half_plus_two")  # generated from the signature
+        bad = SmokePlan(
+            models_dir / "half_plus_two",
+            (SmokeRequest({"instances": [1.0]}, "req", expect=[9.0]),),
+        )
+        paths = smoke_probe_paths("hp", [1, 2], good) + smoke_probe_paths("hp", [2], bad)
+        proc = subprocess.run(
+            [
+                "bash",
+                "-c",
+                PROBE_SCRIPT,
+                "probe",
+                str(server.server_address[1]),
+                "5",
+                "127.0.0.1",
+                "--",
+                *paths,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        server.shutdown()
+    assert sorted(s["path"] for s in seen) == [
+        "/v1/models/hp/versions/1:predict",
+        "/v1/models/hp/versions/2:predict",
+        "/v1/models/hp/versions/2:predict",
+    ]
+    assert {"inputs": {"x": [0.0]}} in [s["body"] for s in seen]
+    client = snapshot_client("127.0.0.1", parse_probe_output(proc.stdout)["127.0.0.1"])
+    assert good.check(client, "hp", [1, 2], timeout=5) is None
+    problem = bad.check(client, "hp", [2], timeout=5) or ""
+    assert "to version 2 answered unexpectedly" in problem and "expected 9.0" in problem

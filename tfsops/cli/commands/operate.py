@@ -68,7 +68,9 @@ def health(
         if spec.target == "swarm":
             from tfsops.swarm.executor import SwarmExecutor
 
-            swarm_health = SwarmExecutor(services).health(spec, timeout=timeout if wait else 0.0)
+            swarm_health = SwarmExecutor(services).health(
+                spec, timeout=timeout if wait else 0.0, smoke=smoke
+            )
             swarm_error = swarm_health.error(timeout=timeout if wait else None)
             if swarm_error is not None:
                 print(f"error: {swarm_error.message}", file=sys.stderr)
