@@ -43,9 +43,10 @@ def health(
     Checks all models of the deployment at once, through the model status API
     (state must be AVAILABLE: the endpoint answers 200 while loading) and
     /labels/L/metadata for labels (the status endpoint ignores labels).
-    Exit 0 healthy, 6 not (yet) healthy, 5 a version failed to load.
+    Exit 0 healthy, 6 not (yet) healthy, 5 a version failed to load (or, with
+    --smoke, loaded but failed a smoke request).
 
-    Example: tfsops health --wait --timeout 120   (a CI gate)
+    Example: tfsops health --wait --timeout 120 --smoke   (a CI gate)
     """
 
     def action(opts: GlobalOptions) -> Result:
