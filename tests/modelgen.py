@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tfsops.example import half_plus, make_models
+from tfsops.example import half_plus, make_models, run_model_script
 
 __all__ = ["half_plus", "make_models"]
 
@@ -100,24 +100,6 @@ for job in json.loads(sys.argv[1]):
 """
 
 
-def make_special(jobs: list[dict[str, str]]) -> None:
+def make_special(jobs: list[dict[str, object]]) -> None:
     """Write the models of ``jobs`` (``{"kind", "path"}``) in one TensorFlow process."""
-    import json
-    import os
-    import subprocess
-
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run(
-        [sys.executable, "-c", _SPECIAL, json.dumps(jobs)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError("model generation failed:\n" + proc.stderr[-2000:])
-    for job in jobs:
-        root = Path(job["path"])
-        for p in [root, *root.rglob("*")]:
-            p.chmod(0o755 if p.is_dir() else 0o644)
+    run_model_script(_SPECIAL, jobs)
