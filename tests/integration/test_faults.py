@@ -331,6 +331,7 @@ def test_watch_survives_a_server_crash_and_a_docker_kill(
         lost = watcher.wait_for("server-lost-models", after=n)
         assert lost["models"] == "b"
         wait_until("b is AVAILABLE again", lambda: available(dep.rest_port, "b"))
+        watcher.wait_for("synced", after=n)  # readiness ends with smoke requests, after AVAILABLE
         dep.assert_consistent(["a", "b"])
 
         # 3. `docker kill` is a manual stop for Docker: the restart policy does not apply.
