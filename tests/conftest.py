@@ -212,3 +212,24 @@ def upstream_testdata() -> Path:
     if not SHARED_TESTDATA.is_dir():
         pytest.skip(f"upstream testdata not found at {SHARED_TESTDATA}")
     return SHARED_TESTDATA
+
+
+@pytest.fixture(scope="session")
+def answer_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Models that load but may not answer, made with TensorFlow in one child process.
+
+    - ``keras_broken/1``: Keras 3 + BatchNormalization saved the broken way
+      (tf.Module + tf.saved_model.save, keras-team/keras#20095)
+    - ``keras_good/1``: the same model through ``model.export()``
+    - ``fails_at_run_time/1``: y = k / x, asserting x > 0 (zeros fail)
+    - ``jpeg_classifier/1``: JPEG bytes -> 10 class probabilities; ``cat.jpg``
+    """
+    from tests.modelgen import make_special
+
+    root = tmp_path_factory.mktemp("answer_models")
+    kinds = ("keras_broken", "keras_good", "fails_at_run_time", "jpeg_classifier")
+    jobs = [{"kind": k, "path": str(root / k / "1")} for k in kinds]
+    jobs.append({"kind": "jpeg", "path": str(root / "cat.jpg")})
+    make_special(jobs)
+    root.chmod(0o755)
+    return root

@@ -45,9 +45,15 @@ for job in json.loads(sys.argv[1]):
 
 def make_models(jobs: Sequence[dict[str, object]]) -> None:
     """Write SavedModels in one TensorFlow process; each job is ``{"path", "a", "b"}``."""
+    run_model_script(_SCRIPT, jobs)
+
+
+def run_model_script(script: str, jobs: Sequence[dict[str, object]]) -> None:
+    """Run ``script`` with TensorFlow in a child process (the jobs as JSON in argv[1]);
+    then make every job's ``path`` readable by the container's user."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, json.dumps(list(jobs))],
+        [sys.executable, "-c", script, json.dumps(list(jobs))],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

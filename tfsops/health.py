@@ -38,6 +38,7 @@ MISSING = "missing"  # the server does not know the model at all
 LABELS = "labels"  # versions fine, a label missing or pointing elsewhere
 STARTING = "starting"  # connection refused: the server has not opened its ports yet
 UNREACHABLE = "unreachable"  # timeout or an answer tfsops could not use
+SMOKE = "smoke"  # every expected version AVAILABLE, but a smoke request failed
 
 MAX_WORKERS = 16
 
@@ -151,7 +152,7 @@ class ModelReport:
 
     @property
     def failed(self) -> bool:
-        return self.status == FAILED
+        return self.status in (FAILED, SMOKE)
 
     def describe(self) -> str:
         """One line for people: ``resnet: ok (version 1 AVAILABLE; label stable -> 1)``."""
@@ -230,6 +231,8 @@ class HealthReport:
         problems = self.problems()
         if self.failed:
             failed = [m.describe() for m in self.models if m.failed]
+            if all(m.status == SMOKE for m in self.models if m.failed):
+                return _smoke_error(failed, details)
             if len(failed) == 1:
                 message = f"model failed to load: {failed[0]}"
             else:
@@ -297,7 +300,21 @@ def _check_model(client: ServingClient, expected: ExpectedModel, timeout: float)
     if bad_labels:
         problem = "; ".join(lab.describe() for lab in bad_labels)
         return ModelReport(expected.name, LABELS, versions, tuple(labels), problem)
+    if expected.smoke is not None:
+        targets = [v.version for v in wanted] or [v.version for v in versions if v.available][-1:]
+        smoke_problem = expected.smoke.check(client, expected.name, targets, timeout=timeout)
+        if smoke_problem:
+            return ModelReport(expected.name, SMOKE, versions, tuple(labels), smoke_problem)
     return ModelReport(expected.name, OK, versions, tuple(labels))
+
+
+def _smoke_error(failed: list[str], details: dict[str, Any]) -> OperationFailed:
+    head = "a smoke request failed" if len(failed) == 1 else f"{len(failed)} models failed smoke"
+    return OperationFailed(
+        f"{head}: the server loaded the model but it does not answer:\n  " + "\n  ".join(failed),
+        hint="run `tfsops validate` and `tfsops predict`; fix the model or its smoke: requests",
+        details=details,
+    )
 
 
 def _version_reports(

@@ -189,6 +189,9 @@ class ModelOps:
                 hint=f"models: {', '.join(m.name for m in spec.models)}",
             ) from None
         info = inspect_version(source)  # a SavedModel at all? (exit 3 otherwise)
+        from tfsops.savedmodel.validate import validate_version_dir
+
+        validate_version_dir(source)  # and can it answer? (variables restored, tensors exist)
         if not any("serve" in mg.tags for mg in info.meta_graphs):
             raise InvalidInput(
                 f"{source} has no MetaGraph tagged 'serve'; TF Serving cannot load it"
@@ -250,6 +253,15 @@ class ModelOps:
                 # Take the version away again: the server stops aspiring it, the old one keeps serving.
                 aside = target_model.path / f"{FAILED_PREFIX}{number}-{int(time.time())}"
                 os.rename(final, aside)
+                # A version that loaded but failed its smoke requests may have replaced the
+                # previous one: wait until the server has it back.
+                wait_until_healthy(
+                    client,
+                    expected_models(spec, [model], smoke=False),
+                    timeout=opts.timeout,
+                    interval=0.5,
+                    clock=self.s.clock,
+                )
                 raise OperationFailed(
                     f"version {number} of {model} did not become AVAILABLE: {error.message}",
                     hint=f"it was moved aside to {aside}; the previous version keeps serving",

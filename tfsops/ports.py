@@ -40,6 +40,20 @@ class ExpectedModel:
     name: str
     versions: frozenset[int]
     labels: Mapping[str, int] = field(default_factory=dict)
+    # Requests every expected version must answer (``tfsops.smoke.SmokePlan``); None: none.
+    smoke: SmokeProbe | None = field(default=None, compare=False)
+
+
+class SmokeProbe(Protocol):
+    """Sends a model's smoke requests; returns the first failure as text, or None."""
+
+    def check(
+        self, client: ServingClient, model: str, versions: Sequence[int], *, timeout: float
+    ) -> str | None: ...
+
+    def bodies(self, version: int) -> list[Mapping[str, Any]]:
+        """The request bodies for ``version`` (for a probe that sends them elsewhere)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,8 @@ class Watcher:
         self._note_container(info)
         if info is None or info.status != "running":
             return
-        report = check_health(self.s.serving_factory(endpoint_for(spec)), expected_models(spec))
+        client = self.s.serving_factory(endpoint_for(spec))
+        report = check_health(client, expected_models(spec, smoke=False))  # cheap: no predicts
         if report.server_starting:
             return
         if report.ok:

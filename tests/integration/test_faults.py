@@ -335,6 +335,7 @@ def test_watch_survives_a_server_crash_and_a_docker_kill(
         # reload intent is gone then), not when b first answers again.
         watcher.wait_for("synced", after=n)
         wait_until("b is AVAILABLE again", lambda: available(dep.rest_port, "b"))
+        watcher.wait_for("synced", after=n)  # readiness ends with smoke requests, after AVAILABLE
         dep.assert_consistent(["a", "b"])
 
         # 3. `docker kill` is a manual stop for Docker: the restart policy does not apply.

@@ -345,3 +345,37 @@ def test_down_leaves_nothing(
         == []
     )
     assert swarm.containers.list(all=True, filters={"label": f"io.tfsops.probe={name}"}) == []
+
+
+def test_update_that_fails_smoke_rolls_back(
+    swarm: Any,
+    executor: SwarmExecutor,
+    cleanup: list[str],
+    name: str,
+    models_dir: Path,
+    answer_models: Path,
+    serving_image: str,
+    tmp_path: Path,
+) -> None:
+    # The replica probe sends the generated smoke request to every replica: the new
+    # model loads (AVAILABLE) but fails it, so the update is rolled back.
+    hp2 = {"name": "half_plus_two", "path": str(models_dir / "half_plus_two")}
+    spec, path = write_spec(tmp_path / "spec", base_spec(name, serving_image, [hp2]))
+    cleanup.append(name)
+    first = executor.apply(spec, path, opts())
+    assert first.health is not None and first.health.ok
+    assert executor.health(spec, timeout=5, smoke=True).ok
+    recip = tmp_path / "models" / "recip"
+    shutil.copytree(answer_models / "fails_at_run_time", recip)
+    recip.parent.chmod(0o755)
+    spec2, path = write_spec(
+        tmp_path / "spec",
+        base_spec(name, serving_image, [hp2, {"name": "recip", "path": str(recip)}]),
+    )
+    with pytest.raises(OperationFailed) as caught:
+        executor.apply(spec2, path, opts())
+    assert caught.value.exit_code == 5
+    assert "x must be positive" in caught.value.message
+    assert "rolled" in caught.value.message
+    status = executor.status(spec)
+    assert status["ok"] is True, status

@@ -687,11 +687,14 @@ def test_no_serving_default_is_a_warning(good_version: Path, tmp_path: Path) -> 
     )
 
 
-def test_missing_variables_is_a_warning(good_version: Path, tmp_path: Path) -> None:
+def test_missing_variables_is_a_problem(good_version: Path, tmp_path: Path) -> None:
+    # TF Serving loads such a version (it skips the restore) and every request fails.
     dest = copy_version(good_version, tmp_path, "1")
     shutil.rmtree(dest / "variables")
-    report = validate_model_dir(tmp_path)
-    assert any("has no variables/variables.index" in w for w in report.warnings)
+    with pytest.raises(InvalidInput) as info:
+        validate_model_dir(tmp_path)
+    assert "has no variables/variables.index" in info.value.message
+    assert "VARIABLE_VALUE" in info.value.message  # the checkpoint keys the restore needs
 
 
 def test_policy_and_label_problems(models_dir: Path) -> None:

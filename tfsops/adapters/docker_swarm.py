@@ -12,7 +12,7 @@ import base64
 import contextlib
 import copy
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +27,7 @@ from tfsops.adapters.docker_runtime import DockerRuntime, translated
 from tfsops.errors import InvalidInput, OperationFailed, TfsopsError
 from tfsops.plan import layout as L
 from tfsops.plan.container import LABEL_DEPLOYMENT, LABEL_MANAGED
-from tfsops.ports import Endpoint, ExpectedModel, ServingClient
+from tfsops.ports import Endpoint, ExpectedModel, ServingClient, SmokeProbe
 from tfsops.swarm.plan import (
     LABEL_FILE,
     LABEL_PROBE,
@@ -448,6 +448,8 @@ class SwarmEngine:
         for m in expected:
             paths.append(model_path(m.name))
             paths += [model_path(m.name, label=lab) + "/metadata" for lab in sorted(m.labels)]
+            if m.smoke is not None:
+                paths += smoke_probe_paths(m.name, m.versions, m.smoke)
         command = [
             "-c",
             PROBE_SCRIPT,
@@ -555,6 +557,30 @@ def parse_probe_output(text: str) -> dict[str, dict[str, RawAnswer]]:
     return out
 
 
+def body_key(body: Any) -> str:
+    """A short key for a request body (bytes or text), naming a probed POST."""
+    import hashlib
+
+    data = body.encode() if isinstance(body, str) else bytes(body or b"")
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def smoke_probe_paths(model: str, versions: Iterable[int], smoke: SmokeProbe) -> list[str]:
+    """``PATH#KEY#BASE64`` entries: each smoke request to each version, POSTed by the probe."""
+    import base64
+    import json
+
+    from tfsops.adapters.serving_rest import model_path
+
+    out = []
+    for version in sorted(versions):
+        for body in smoke.bodies(version):
+            data = json.dumps(dict(body), allow_nan=True).encode()
+            path = model_path(model, version=version) + ":predict"
+            out.append(f"{path}#{body_key(data)}#{base64.b64encode(data).decode()}")
+    return out
+
+
 class _SnapshotAdapter(requests.adapters.BaseAdapter):
     """A requests transport that answers from what the probe fetched, so the real
     ``RestServingClient`` parses and translates errors exactly as for a direct call."""
@@ -567,6 +593,8 @@ class _SnapshotAdapter(requests.adapters.BaseAdapter):
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
     ) -> requests.Response:
         path = urlsplit(request.url or "").path
+        if request.method == "POST":
+            path += "#" + body_key(request.body)
         answer = self.answers.get(path)
         if answer is None:
             raise requests.exceptions.RequestException(f"the probe did not fetch {path}")

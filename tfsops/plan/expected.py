@@ -33,6 +33,10 @@ def check_models(
         )
         reports[model.name] = report
         problems += list(report.problems)
+        if report.ok:
+            from tfsops.smoke_spec import smoke_problems
+
+            problems += smoke_problems(model, report)
     if problems:
         message = (
             problems[0]
@@ -48,14 +52,22 @@ def check_models(
     return reports
 
 
-def expected_model(model: ModelSpec, served: Sequence[int]) -> ExpectedModel:
-    return ExpectedModel(name=model.name, versions=frozenset(served), labels=dict(model.labels))
+def expected_model(model: ModelSpec, served: Sequence[int], smoke: bool = True) -> ExpectedModel:
+    from tfsops.smoke_spec import smoke_plan
+
+    return ExpectedModel(
+        name=model.name,
+        versions=frozenset(served),
+        labels=dict(model.labels),
+        smoke=smoke_plan(model) if smoke else None,
+    )
 
 
 def expected_models(
-    spec: DeploymentSpec, names: Sequence[str] | None = None
+    spec: DeploymentSpec, names: Sequence[str] | None = None, *, smoke: bool = True
 ) -> list[ExpectedModel]:
-    """What must be AVAILABLE: the versions each policy selects from the folder right now."""
+    """What must be AVAILABLE (and answer its smoke requests, unless ``smoke`` is False):
+    the versions each policy selects from the folder right now."""
     from tfsops.savedmodel.versions import served_versions
 
     out = []
@@ -66,5 +78,5 @@ def expected_models(
             selection = served_versions(model.path, model.policy_kind)
         except InvalidInput:
             selection = None
-        out.append(expected_model(model, selection.served if selection else ()))
+        out.append(expected_model(model, selection.served if selection else (), smoke))
     return out

@@ -21,7 +21,7 @@ from typing import Any
 
 from tfsops.errors import InvalidInput
 from tfsops.savedmodel._fs import listing, os_problem, show
-from tfsops.savedmodel.inspect import inspect_version
+from tfsops.savedmodel.inspect import describe_saved_model, read_saved_model
 from tfsops.savedmodel.versions import (
     PolicyLike,
     Selection,
@@ -209,6 +209,17 @@ def validate_model_dir(
     return result
 
 
+def validate_version_dir(path: Path, *, tags: Sequence[str] = DEFAULT_TAGS) -> None:
+    """The checks of a served version for one version folder (e.g. before publishing it).
+
+    Raises ``InvalidInput`` (exit 3) when TF Serving could not load it or it could not answer.
+    """
+    entry = VersionEntry(version=0, name=path.name, path=path, is_dir=path.is_dir())
+    check, _ = _check_version(entry, True, tuple(tags))
+    if check.problem:
+        raise InvalidInput(check.problem, details={"path": show(path)})
+
+
 def _check_version(
     entry: VersionEntry, served: bool, tags: tuple[str, ...]
 ) -> tuple[VersionCheck, list[str]]:
@@ -220,9 +231,12 @@ def _check_version(
     if entry.problem:
         return failed(entry.problem), []
     try:
-        info = inspect_version(entry.path, entry.version)
+        saved_model, saved_model_file = read_saved_model(entry.path)
     except InvalidInput as exc:
         return failed(exc.message), []
+    info = describe_saved_model(
+        saved_model, version=entry.version, path=entry.path, file=saved_model_file.name
+    )
     tag_sets = tuple(m.tags for m in info.meta_graphs)
     file = show(entry.path / info.file)
     wanted = ",".join(tags)
@@ -243,18 +257,23 @@ def _check_version(
         ), []
 
     warnings: list[str] = []
+    missing = False
     if meta.restores_variables:
         missing, problem = _variables_index(entry.path)
         if problem:
             return failed(problem, tag_sets), []
-        if missing and served:
-            # TF's loader skips the restore (logging at INFO) when the index is
-            # missing: the version becomes AVAILABLE and fails at request time.
-            warnings.append(
-                f"{show(entry.path)} has no variables/variables.index although its graph "
-                "restores variables: TF Serving loads it without them and requests fail "
-                "(an incomplete copy?)"
-            )
+    if served:
+        problem = _graph_problem(saved_model, tags, entry.path, missing)
+        if problem:
+            return failed(problem, tag_sets), []
+    if meta.restores_variables and missing and served:
+        # TF's loader skips the restore (logging at INFO) when the index is
+        # missing: the version becomes AVAILABLE and fails at request time.
+        warnings.append(
+            f"{show(entry.path)} has no variables/variables.index although its graph "
+            "restores variables: TF Serving loads it without them and requests fail "
+            "(an incomplete copy?)"
+        )
     if served and DEFAULT_SIGNATURE not in public:
         warnings.append(
             f"{show(entry.path)} has no {DEFAULT_SIGNATURE!r} signature; requests must name "
@@ -262,6 +281,38 @@ def _check_version(
         )
     check = VersionCheck(entry.version, entry.path, served, tag_sets=tag_sets, signatures=public)
     return check, warnings
+
+
+def _graph_problem(
+    saved_model: Any, tags: tuple[str, ...], version_dir: Path, index_missing: bool
+) -> str | None:
+    """The static graph checks of ``graphcheck`` as one problem line (None when fine)."""
+    from tfsops.savedmodel.bundle import checkpoint_keys
+    from tfsops.savedmodel.graphcheck import KERAS_HINT, check_meta_graph
+
+    meta = next(
+        (m for m in saved_model.meta_graphs if set(m.meta_info_def.tags) == set(tags)), None
+    )
+    if meta is None:
+        return None
+    keys = None
+    if not index_missing and meta.HasField("saver_def"):
+        try:
+            keys = checkpoint_keys(version_dir / "variables" / "variables.index")
+        except InvalidInput as exc:
+            return exc.message
+    result = check_meta_graph(meta, version_dir, keys)
+    if result.ok:
+        return None
+    text = "; ".join(result.messages(show(version_dir)))
+    if index_missing and result.missing_keys:
+        text = (
+            f"{show(version_dir)} has no variables/variables.index although its signatures "
+            f"read variables (an incomplete copy?): {text}"
+        )
+    if result.unrestored and not index_missing:
+        text += f" (hint: {KERAS_HINT})"
+    return text
 
 
 def _variables_index(version_dir: Path) -> tuple[bool, str | None]:

@@ -220,6 +220,33 @@ def _coerce_policy(value: Any) -> Any:
     return value
 
 
+class SmokeRequestSpec(_Strict):
+    """One smoke request: a REST predict body (or ``@file``) and, optionally, its answer."""
+
+    request: dict[str, Any] | str = Field(
+        description='REST predict body ({"instances": ...} or {"inputs": ...}), or "@file.json".'
+    )
+    expect: Any = Field(
+        default=None,
+        description='Expected answer ({"predictions": ...}, {"outputs": ...}, a value, or '
+        '"@file.json"); omitted: any answer that is not an error.',
+    )
+    tolerance: float = Field(
+        default=1e-6, ge=0, description="Relative and absolute tolerance for numbers in expect."
+    )
+
+    @field_validator("request", "expect", mode="before")
+    @classmethod
+    def _resolve_file(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and value.startswith("@"):
+            if len(value) == 1:
+                raise ValueError("'@' must be followed by a file name")
+            return "@" + str(_resolve_host_path(value[1:], info))
+        if info.field_name == "request" and isinstance(value, str):
+            raise ValueError('a request is a JSON object or "@file"')
+        return value
+
+
 class ModelSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Model name (URL-safe).")
     path: Path = Field(description="Host folder holding numeric version subfolders.")
@@ -227,6 +254,23 @@ class ModelSpec(_Strict):
     labels: dict[Annotated[str, Field(pattern=LABEL_PATTERN)], Version] = Field(
         default_factory=dict, description="Version labels, e.g. {stable: 3, canary: 4}."
     )
+    smoke: list[SmokeRequestSpec] | Literal[False] | None = Field(
+        default=None,
+        description="Predict requests every expected version must answer before a deploy or "
+        "reload succeeds; omitted: one request generated from the signature; false: none.",
+    )
+    warmup: Path | None = Field(
+        default=None,
+        description="A JSON list of predict bodies that `tfsops warmup` writes into each "
+        "version's assets.extra/tf_serving_warmup_requests (replayed by the server at load).",
+    )
+
+    @field_validator("warmup", mode="before")
+    @classmethod
+    def _resolve_warmup(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and value.startswith("@"):
+            value = value[1:]
+        return _resolve_host_path(value, info)
 
     @field_validator("policy", mode="before")
     @classmethod

@@ -339,7 +339,7 @@ class SwarmExecutor:
         if not opts.wait:
             return None  # Swarm still rolls a failing update back by itself
         self._wait_tasks(desired, service_id, deadline, opts, before=before, is_update=is_update)
-        expected = expected_models(spec)
+        expected = expected_models(spec)  # with smoke requests, sent by the replica probe
         last = ""
         while True:
             health = self._health_once(spec, desired, service_id, expected, desired.image)
@@ -560,12 +560,15 @@ class SwarmExecutor:
         replicas.sort(key=lambda r: (r.task.slot or 0, r.task.id))
         return SwarmHealth(spec.name, desired.replicas, tuple(replicas), tuple(problems))
 
-    def health(self, spec: DeploymentSpec, timeout: float = 0.0) -> SwarmHealth:
-        """Every replica serves every expected version (and labels); waits up to ``timeout``."""
+    def health(
+        self, spec: DeploymentSpec, timeout: float = 0.0, smoke: bool = False
+    ) -> SwarmHealth:
+        """Every replica serves every expected version (and labels, and with ``smoke`` answers
+        the smoke requests); waits up to ``timeout``."""
         engine, clock = self.engine, self.s.clock
         engine.require_manager(f"health {spec.name}")
         desired = self.desired(spec)
-        expected = expected_models(spec)
+        expected = expected_models(spec, smoke=smoke)
         deadline = clock.monotonic() + max(timeout, 0.0)
         while True:
             observed = engine.find_service(spec.name)
@@ -606,7 +609,7 @@ class SwarmExecutor:
             spec,
             desired,
             observed.id,
-            expected_models(spec),
+            expected_models(spec, smoke=False),
             observed.image,
             observed.template_hash,
         )

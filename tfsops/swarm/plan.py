@@ -96,9 +96,18 @@ dir=$(mktemp -d)
 for ip in "${ips[@]}"; do
   (
     for path in "$@"; do
+      # "PATH#KEY#BASE64" is a POST of that body (a smoke request), answered as PATH#KEY
+      body=""; case "$path" in *'#'*) body="${path#*#*#}"; path="${path%#*}";; esac
       out=$(timeout "$limit" bash -c 'exec 3<>"/dev/tcp/$0/$1" || exit 7
-printf "GET %s HTTP/1.0\r\nHost: %s\r\nAccept: application/json\r\n\r\n" "$2" "$0" >&3
-cat <&3' "$ip" "$port" "$path" 2>/dev/null | base64 -w0; exit "${PIPESTATUS[0]}")
+if [ -n "$3" ]; then
+  n=$(printf %s "$3" | base64 -d | wc -c)
+  printf "POST %s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/json\r\n" "${2%%#*}" "$0" >&3
+  printf "Content-Length: %s\r\n\r\n" "$n" >&3
+  printf %s "$3" | base64 -d >&3
+else
+  printf "GET %s HTTP/1.0\r\nHost: %s\r\nAccept: application/json\r\n\r\n" "$2" "$0" >&3
+fi
+cat <&3' "$ip" "$port" "$path" "$body" 2>/dev/null | base64 -w0; exit "${PIPESTATUS[0]}")
       printf '@@tfsops %s %s %s %s\n' "$ip" "$?" "$path" "$out"
     done
   ) > "$dir/$ip" &

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -61,7 +61,9 @@ def inspect_command(
         from tfsops.savedmodel.inspect import inspect_path
 
         found = inspect_path(path, version=version, signature=signature)
-        return Result(data=found.to_dict(), text=render(found), warnings=list(found.warnings))
+        data, text, warnings = found.to_dict(), render(found), list(found.warnings)
+        text += _add_warmup(found, data, warnings)
+        return Result(data=data, text=text, warnings=warnings)
 
     execute(ctx, "inspect", action)
 
@@ -84,6 +86,29 @@ def render(found: InspectResult) -> str:
             for sig in mg.signatures:
                 lines += _signature_lines(sig)
     return "\n".join(lines)
+
+
+def _add_warmup(found: InspectResult, data: dict[str, Any], warnings: list[str]) -> str:
+    """Add each version's warmup records (assets.extra) to ``data``; return the text for them."""
+    from tfsops.errors import InvalidInput
+    from tfsops.warmup import describe_warmup
+
+    lines: list[str] = []
+    for info, entry in zip(found.versions, data["versions"], strict=True):
+        try:
+            records = describe_warmup(info.path)
+        except InvalidInput as exc:
+            warnings.append(exc.message)
+            continue
+        if records is None:
+            continue
+        entry["warmup"] = records
+        label = f"version {info.version}" if info.version is not None else "SavedModel"
+        lines.append(f"{label}: {len(records)} warmup record(s) in assets.extra")
+        for i, rec in enumerate(records):
+            inputs = ", ".join(f"{k} {v}" for k, v in rec.get("inputs", {}).items())
+            lines.append(f"  [{i}] {rec['kind']} {rec.get('signature', '')} {inputs}".rstrip())
+    return "\n\n" + "\n".join(lines) if lines else ""
 
 
 def _signature_lines(sig: Signature) -> list[str]:

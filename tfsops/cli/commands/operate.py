@@ -46,18 +46,26 @@ def health(
             callback=option_seconds,
         ),
     ] = 1.0,
+    smoke: Annotated[
+        bool,
+        typer.Option(
+            "--smoke/--no-smoke",
+            help="Also send each model's smoke requests (spec smoke:, or one generated from "
+            "the signature) to every expected version; a failing one is exit 5.",
+        ),
+    ] = False,
 ) -> None:
     """Is every expected model version AVAILABLE and every label resolvable?
 
     Checks all models of the deployment at once, through the model status API
     (state must be AVAILABLE: the endpoint answers 200 while loading) and
     /labels/L/metadata for labels (the status endpoint ignores labels).
-    Exit 0 healthy, 6 not (yet) healthy, 5 a version failed to load or a
-    repair is pending (a reload cut short by a kill: run `tfsops apply`), 3 a
-    model's folder is missing (the server still serves it, but a restart would
-    not come back).
+    Exit 0 healthy, 6 not (yet) healthy, 5 a version failed to load (or, with
+    --smoke, loaded but failed a smoke request) or a repair is pending (a reload
+    cut short by a kill: run `tfsops apply`), 3 a model's folder is missing (the
+    server still serves it, but a restart would not come back).
 
-    Example: tfsops health --wait --timeout 120   (a CI gate)
+    Example: tfsops health --wait --timeout 120 --smoke   (a CI gate)
     """
 
     def action(opts: GlobalOptions) -> Result:
@@ -80,7 +88,9 @@ def health(
         if spec.target == "swarm":
             from tfsops.swarm.executor import SwarmExecutor
 
-            swarm_health = SwarmExecutor(services).health(spec, timeout=timeout if wait else 0.0)
+            swarm_health = SwarmExecutor(services).health(
+                spec, timeout=timeout if wait else 0.0, smoke=smoke
+            )
             swarm_error = swarm_health.error(timeout=timeout if wait else None)
             if swarm_error is not None:
                 print(f"error: {swarm_error.message}", file=sys.stderr)
@@ -92,7 +102,7 @@ def health(
         client = services.serving_factory(endpoint_for(spec))
         report = wait_until_healthy(
             client,
-            expected_models(spec, names),
+            expected_models(spec, names, smoke=smoke),
             timeout=timeout if wait else 0.0,
             interval=interval,
         )
@@ -310,10 +320,43 @@ def predict(
         float,
         typer.Option("--timeout", help="Seconds for the request.", callback=option_seconds),
     ] = 30.0,
+    image: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--image",
+            help="An image file (repeatable: one example each), base64-encoded into the "
+            "signature's single DT_STRING input.",
+            show_default=False,
+        ),
+    ] = None,
+    input_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            help="NAME=VALUE for one input (repeatable): JSON, @file or @-; for a DT_STRING "
+            "input @file sends the file's raw bytes.",
+            show_default=False,
+        ),
+    ] = None,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            "--top-k",
+            help="Show the K highest scores per example (a classifier); --json has all values.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Send a predict request to a model (smoke test), over REST or gRPC.
 
-    Example: tfsops predict hp2 --instances '[1.0, 2.0, 5.0]'
+    Bodies of any size come from files (@file) or stdin (@-). With --image or
+    --input the signature decides the JSON: no need to write it.
+
+    \b
+    Examples:
+      tfsops predict hp2 --instances '[1.0, 2.0, 5.0]'
+      tfsops predict resnet --image cat.jpg --top-k 5
+      tfsops predict hp2 --inputs @big-request.json
     """
 
     def action(opts: GlobalOptions) -> Result:
@@ -323,13 +366,28 @@ def predict(
 
         if version is not None and label is not None:
             raise InvalidInput("give --version or --label, not both")
-        body = build_body(instances=instances, inputs=inputs, signature=signature)
+        from_files = bool(image or input_)
+        if from_files and (instances is not None or inputs is not None):
+            raise InvalidInput("give --image/--input, or --instances/--inputs, not both")
+        if top is not None and top < 1:
+            raise InvalidInput("--top-k must be at least 1")
+        body = (
+            {}
+            if from_files
+            else build_body(instances=instances, inputs=inputs, signature=signature)
+        )
         spec, _ = load_spec(opts, model_hint=model)
         if model not in {m.name for m in spec.models}:
             raise InvalidInput(
                 f"deployment {spec.name} has no model {model!r}",
                 hint=f"models: {', '.join(m.name for m in spec.models)}",
             )
+        if from_files:
+            from tfsops.predict_inputs import body_from_files, model_signature
+
+            entry = next(m for m in spec.models if m.name == model)
+            sig = model_signature(entry, signature, version, label)
+            body = body_from_files(sig, image or [], input_ or [])
         endpoint = endpoint_for(spec)
         if grpc:
             from tfsops.adapters.serving_grpc import GrpcServingClient
@@ -341,10 +399,15 @@ def predict(
             client = RestServingClient(endpoint)
         with client:
             response = client.predict(model, body, version=version, label=label, timeout=timeout)
-        return Result(
-            data={"model": model, "transport": "grpc" if grpc else "rest", "response": response},
-            text=format_response(response),
-        )
+        data = {"model": model, "transport": "grpc" if grpc else "rest", "response": response}
+        text = format_response(response)
+        if top is not None:
+            from tfsops.predict import format_table
+            from tfsops.predict_inputs import top_k, top_k_rows
+
+            data["top_k"] = top_k(response, top)
+            text = format_table(*top_k_rows(data["top_k"]))
+        return Result(data=data, text=text)
 
     execute(ctx, "predict", action)
 
