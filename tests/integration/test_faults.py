@@ -331,11 +331,10 @@ def test_watch_survives_a_server_crash_and_a_docker_kill(
             admin.reload_config(_config_without(config, "b"), timeout=60)
         lost = watcher.wait_for("server-lost-models", after=n)
         assert lost["models"] == "b"
-        # The re-apply is one transaction: done when the watcher says synced (its
-        # reload intent is gone then), not when b first answers again.
+        # The re-apply is one transaction (readiness ends with smoke requests, after
+        # AVAILABLE): done when the watcher says synced, not when b first answers again.
         watcher.wait_for("synced", after=n)
         wait_until("b is AVAILABLE again", lambda: available(dep.rest_port, "b"))
-        watcher.wait_for("synced", after=n)  # readiness ends with smoke requests, after AVAILABLE
         dep.assert_consistent(["a", "b"])
 
         # 3. `docker kill` is a manual stop for Docker: the restart policy does not apply.
