@@ -627,10 +627,25 @@ class _WriteHook:
 _HOOK = _WriteHook()
 
 
+def _hooked_access(path: Any, mode: int, *args: Any, **kwargs: Any) -> bool:
+    """``os.access`` as a read-only mount answers it: no W_OK under the read-only path."""
+    world = _HOOK.world
+    if world is not None and world.read_only is not None and mode & os.W_OK:
+        where = Path(os.fspath(path)).resolve()
+        if where == world.read_only or world.read_only in where.parents:
+            return False
+    return _REAL_ACCESS(path, mode, *args, **kwargs)
+
+
+_REAL_ACCESS = os.access
+
+
 @pytest.fixture
 def write_hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[_WriteHook]:
     for module in (tfsops.state, tfsops.reload, tfsops.revisions):
         monkeypatch.setattr(module, "atomic_write", _HOOK)
+    # A read-only fault is a read-only file system: writes fail and access() says so.
+    monkeypatch.setattr(os, "access", _hooked_access)
     yield _HOOK
     _HOOK.world = None
 
