@@ -490,6 +490,10 @@ def goal_failures(fig: dict[str, Any]) -> int:
 
 
 def main() -> int:
+    # Started in the background, SIGINT is ignored and the commands this run interrupts
+    # would inherit that; a handler is reset to the default in them on exec.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -51,6 +52,14 @@ def _image_problem() -> str | None:
     finally:
         client.close()
     return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell without job control starts background jobs with SIGINT ignored, and an
+    # ignored signal stays ignored across exec: the tfsops processes the tests Ctrl-C
+    # would never see it. A handler (unlike SIG_IGN) is reset to the default on exec.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
