@@ -120,6 +120,13 @@ class _RelayFaults:
         self._client = client
         self._services = services
 
+    def __enter__(self) -> _RelayFaults:
+        self._client.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.__exit__(*exc)
+
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
         if not callable(attr):

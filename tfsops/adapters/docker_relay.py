@@ -285,7 +285,7 @@ class RelayPool:
 
     def _target(self, host_port: int) -> RelayTarget | None:
         for info in self._runtime.list_deployments():
-            if info.status not in ("running", "restarting"):
+            if info.status not in ("running", "restarting", "paused"):
                 continue
             for _ip, hport, cport in info.ports:
                 if hport == host_port:
