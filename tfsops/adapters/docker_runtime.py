@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import socket
+import ssl
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -369,7 +371,9 @@ def _connect_errors(engine: EngineSelection) -> Iterator[None]:
     """TLS and ssh failures while connecting: exit 4 with the files or ssh's reason."""
     try:
         yield
-    except (requests.exceptions.SSLError, docker.errors.TLSParameterError) as exc:
+    except (requests.exceptions.SSLError, docker.errors.DockerException) as exc:
+        if not isinstance(exc, docker.errors.TLSParameterError) and not _is_ssl(exc):
+            raise
         tls = engine.tls
         files = (
             f"the certificates in {tls.folder} (ca {tls.ca}, cert {tls.cert}, key {tls.key})"
@@ -394,13 +398,23 @@ def _connect_errors(engine: EngineSelection) -> Iterator[None]:
         ) from exc
 
 
+def _is_ssl(exc: BaseException | None) -> bool:
+    """Whether an SDK error was caused by TLS (the SDK wraps it while probing the API version)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (requests.exceptions.SSLError, ssl.SSLError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
 def _reason(exc: BaseException) -> str:
-    """The innermost meaningful reason of a requests/urllib3/ssl error chain."""
-    text = str(exc)
-    for marker in ("SSLError(", "SSLCertVerificationError("):
-        if marker in text:
-            text = text[text.rindex(marker) + len(marker):]
-    return text.strip("()'\" ") or type(exc).__name__
+    """The TLS library's own words (e.g. "certificate verify failed: ..."), else the error."""
+    found = re.search(r"\[SSL[^\]]*\]\s*([^'\"]*)", str(exc))
+    if found:
+        return found.group(0).strip()
+    return str(exc) or type(exc).__name__
 
 
 def host_port_free(host_ip: str, port: int) -> bool:
