@@ -96,6 +96,15 @@ def _recv_exactly(raw: Any, n: int) -> bytes:
     return buf
 
 
+def _close(item: Any) -> None:
+    """Shut down, then close: a thread blocked in recv() on it holds the socket open
+    (and its FIN unsent) until it is shut down."""
+    with contextlib.suppress(OSError, AttributeError):
+        item.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        item.close()
+
+
 def _reset(sock: socket.socket) -> None:
     """Close with RST: the client sees a refused/reset connection, as without the relay."""
     with contextlib.suppress(OSError):
@@ -144,8 +153,7 @@ class Relay:
             items = list(self._open)
             self._open.clear()
         for item in items:
-            with contextlib.suppress(OSError):
-                item.close()
+            _close(item)
 
     def _track(self, *items: Any) -> None:
         with self._lock:
@@ -156,8 +164,7 @@ class Relay:
             for item in items:
                 self._open.discard(item)
         for item in items:
-            with contextlib.suppress(OSError):
-                item.close()
+            _close(item)
 
     def _accept_loop(self) -> None:
         while not self._closed:
