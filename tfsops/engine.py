@@ -183,8 +183,9 @@ def _from_context(name: str, source: str, env: Mapping[str, str]) -> EngineSelec
             f"cannot read docker context {name!r} from {meta}: {exc}",
             details={"context": name, "meta": str(meta)},
         ) from exc
-    endpoint = ((data.get("Endpoints") or {}) if isinstance(data, dict) else {}).get("docker")
-    host = endpoint.get("Host") if isinstance(endpoint, dict) else None
+    found = ((data.get("Endpoints") or {}) if isinstance(data, dict) else {}).get("docker")
+    endpoint: dict[str, Any] = found if isinstance(found, dict) else {}
+    host = endpoint.get("Host")
     if not isinstance(host, str) or not host:
         raise InvalidInput(
             f"docker context {name!r} has no docker endpoint host in {meta}",
@@ -218,9 +219,7 @@ def select_engine(
     """The engine for these global options and this environment (see the module doc)."""
     env = dict(os.environ if env is None else env)
     if docker_host and context:
-        raise UsageError(
-            "conflicting options: either specify --docker-host or --context, not both"
-        )
+        raise UsageError("conflicting options: either specify --docker-host or --context, not both")
     if docker_host:
         return EngineSelection(
             url=docker_host, source="flag --docker-host", tls=_env_tls(env), env=env
@@ -243,7 +242,10 @@ def _context_or_default(name: str, source: str, env: Mapping[str, str]) -> Engin
     if name == "default":  # the built-in context: DOCKER_HOST or the local socket
         url = env.get("DOCKER_HOST") or DEFAULT_HOST
         return EngineSelection(
-            url=url, source=f"context default ({source})", context="default",
-            tls=_env_tls(env), env=env,
+            url=url,
+            source=f"context default ({source})",
+            context="default",
+            tls=_env_tls(env),
+            env=env,
         )
     return _from_context(name, source, env)

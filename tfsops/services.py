@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tfsops.errors import EngineUnreachable, TfsopsError
 from tfsops.health import Clock, SystemClock
@@ -82,7 +82,7 @@ def real_services(
     def serving(endpoint: Endpoint) -> ServingClient:
         relayed = reach(endpoint)
         if relayed is not endpoint:
-            return _relay_faults(_direct_serving(relayed), services)  # type: ignore[return-value]
+            return cast(ServingClient, _relay_faults(_direct_serving(relayed), services))
         return _direct_serving(endpoint)
 
     def admin(endpoint: Endpoint) -> ModelAdmin:
@@ -90,7 +90,7 @@ def real_services(
         from tfsops.adapters.serving_grpc import GrpcServingClient
 
         if relayed is not endpoint:
-            return _relay_faults(GrpcServingClient(relayed), services)  # type: ignore[return-value]
+            return cast(ModelAdmin, _relay_faults(GrpcServingClient(relayed), services))
         return GrpcServingClient(endpoint)
 
     services = Services(

@@ -25,8 +25,14 @@ from tests.integration.cli import Run, Tfsops
 @pytest.fixture
 def cli(tmp_path: Path) -> Tfsops:
     tool = Tfsops(tmp_path / "state", tmp_path)
-    for var in ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH",
-                "SSH_AUTH_SOCK", "TFSOPS_FORCE_RELAY"):
+    for var in (
+        "DOCKER_HOST",
+        "DOCKER_CONTEXT",
+        "DOCKER_TLS_VERIFY",
+        "DOCKER_CERT_PATH",
+        "SSH_AUTH_SOCK",
+        "TFSOPS_FORCE_RELAY",
+    ):
         tool.env.pop(var, None)
     tool.env["HOME"] = str(tmp_path / "home")
     tool.env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
@@ -89,8 +95,12 @@ def _ca_and_cert(folder: Path, name: str) -> tuple[Path, Path, Path]:
         )
         if not ca:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                             x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]),
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1")),
+                    ]
+                ),
                 critical=False,
             )
         return builder.sign(issuer_key, hashes.SHA256())

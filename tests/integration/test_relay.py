@@ -88,8 +88,21 @@ def _in_own_network(tfsops: Tfsops, ports: tuple[int, int], commands: list[list[
     """Run tfsops commands in a fresh network namespace holding decoys on the deployment's
     ports: like a remote engine, whose published ports are not this machine's."""
     proc = subprocess.run(
-        ["unshare", "-n", sys.executable, "-c", DECOY, json.dumps(list(ports)), json.dumps(commands)],
-        cwd=tfsops.cwd, env=tfsops.env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            "unshare",
+            "-n",
+            sys.executable,
+            "-c",
+            DECOY,
+            json.dumps(list(ports)),
+            json.dumps(commands),
+        ],
+        cwd=tfsops.cwd,
+        env=tfsops.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]

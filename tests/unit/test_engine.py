@@ -11,7 +11,9 @@ from tfsops.engine import context_id, is_local, select_engine, transport_of
 from tfsops.errors import ExitCode, InvalidInput, UsageError
 
 
-def make_context(config: Path, name: str, host: str, *, tls: bool = False, skip: bool = False) -> None:
+def make_context(
+    config: Path, name: str, host: str, *, tls: bool = False, skip: bool = False
+) -> None:
     """What `docker context create NAME --docker host=HOST[,ca=...]` writes."""
     meta = config / "contexts" / "meta" / context_id(name)
     meta.mkdir(parents=True)
@@ -48,7 +50,11 @@ def env(config: Path, **extra: str) -> dict[str, str]:
 def test_default_is_the_local_socket(config: Path) -> None:
     sel = select_engine(env=env(config))
     assert (sel.url, sel.source, sel.transport, sel.local, sel.relay) == (
-        "unix:///var/run/docker.sock", "default", "unix", True, False
+        "unix:///var/run/docker.sock",
+        "default",
+        "unix",
+        True,
+        False,
     )
 
 
@@ -77,8 +83,12 @@ def test_context_tls_files_and_transport(config: Path) -> None:
 
 
 def test_docker_tls_verify_uses_docker_cert_path(config: Path, tmp_path: Path) -> None:
-    e = env(config, DOCKER_HOST="tcp://10.1.1.1:2376", DOCKER_TLS_VERIFY="1",
-            DOCKER_CERT_PATH=str(tmp_path / "certs"))
+    e = env(
+        config,
+        DOCKER_HOST="tcp://10.1.1.1:2376",
+        DOCKER_TLS_VERIFY="1",
+        DOCKER_CERT_PATH=str(tmp_path / "certs"),
+    )
     sel = select_engine(env=e)
     assert sel.transport == "tcp+tls" and sel.tls is not None
     assert (sel.tls.ca, sel.tls.cert, sel.tls.key) == tuple(

@@ -30,7 +30,9 @@ def bash_exec(target: RelayTarget, script: str) -> socket.socket:
     ours, engine = socket.socketpair()
     proc = subprocess.Popen(
         ["bash", "-c", script, "tfsops-relay", str(target.port)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     lock = threading.Lock()
 
@@ -48,8 +50,10 @@ def bash_exec(target: RelayTarget, script: str) -> socket.socket:
             with lock, contextlib.suppress(OSError):
                 engine.sendall(bytes([kind, 0, 0, 0]) + struct.pack(">I", len(data)) + data)
 
-    outs = [threading.Thread(target=output, args=(proc.stdout, 1)),
-            threading.Thread(target=output, args=(proc.stderr, 2))]
+    outs = [
+        threading.Thread(target=output, args=(proc.stdout, 1)),
+        threading.Thread(target=output, args=(proc.stderr, 2)),
+    ]
 
     def finish() -> None:
         for t in outs:
@@ -96,8 +100,7 @@ def relay_to(port: int | None, **kw: Any) -> Iterator[Relay]:
 
 
 def connect(relay: Relay) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
-    return sock
+    return socket.create_connection(("127.0.0.1", relay.port), timeout=10)
 
 
 def read_until(sock: socket.socket, marker: bytes) -> bytes:
@@ -175,8 +178,10 @@ def test_no_container_and_engine_faults_refuse_the_connection() -> None:
     def engine_gone(target: RelayTarget, script: str) -> Any:
         raise ConnectionRefusedError("engine gone")
 
-    with relay_to(1, open_exec=engine_gone, on_fault=faults.append) as relay, connect(
-        relay
-    ) as sock, pytest.raises(ConnectionResetError):
+    with (
+        relay_to(1, open_exec=engine_gone, on_fault=faults.append) as relay,
+        connect(relay) as sock,
+        pytest.raises(ConnectionResetError),
+    ):
         read_until(sock, b"never")
     assert [str(f) for f in faults] == ["engine gone"]

@@ -38,8 +38,7 @@ def engine_url(docker_host: str | None) -> str:
 def _unreachable(url: str, exc: BaseException) -> EngineUnreachable:
     transport = transport_of(url)
     return EngineUnreachable(
-        f"cannot reach the Docker engine at {url} over {transport} "
-        f"({type(exc).__name__}: {exc})",
+        f"cannot reach the Docker engine at {url} over {transport} ({type(exc).__name__}: {exc})",
         hint="is dockerd running? Start it (e.g. `sudo systemctl start docker`), or point "
         "--docker-host / DOCKER_HOST / --context at a reachable engine",
         details={"docker_host": url, "transport": transport},
@@ -110,8 +109,9 @@ class DockerRuntime:
     @property
     def client(self) -> Any:
         if self._client is None:
-            with translated(self.url, "connecting to the Docker engine"), _connect_errors(
-                self.engine
+            with (
+                translated(self.url, "connecting to the Docker engine"),
+                _connect_errors(self.engine),
             ):
                 client = docker.DockerClient(
                     base_url=self.url, timeout=self._timeout, tls=_tls_config(self.engine.tls)
@@ -384,8 +384,12 @@ def _connect_errors(engine: EngineSelection) -> Iterator[None]:
             f"TLS with the Docker engine at {engine.url} failed using {files}: {_reason(exc)}",
             hint="check DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem) or the context's TLS files, "
             "and that the engine's certificate is signed by that CA for this host name",
-            details={"docker_host": engine.url, "transport": engine.transport,
-                     "tls": tls.to_dict() if tls else None, "reason": _reason(exc)},
+            details={
+                "docker_host": engine.url,
+                "transport": engine.transport,
+                "tls": tls.to_dict() if tls else None,
+                "reason": _reason(exc),
+            },
         ) from exc
     except Exception as exc:
         if type(exc).__module__.split(".")[0] != "paramiko":
