@@ -11,9 +11,8 @@ How: **one exec per accepted connection**, running bash inside the serving
 container::
 
     exec 3<>/dev/tcp/127.0.0.1/PORT   # connect inside the container's network
-    cat <&3 &                          # server -> exec stdout -> client
-    cat <&4 >&3 &                      # client -> exec stdin  -> server
-    wait -n ...
+    cat <&4 >&3 &                      # client -> exec stdin  -> server (fd 4: stdin)
+    cat <&3; kill $!                   # server -> exec stdout -> client
 
 Why this and not a relay container sharing the serving container's network
 namespace: the real ``tensorflow/serving`` image has bash and coreutils but no
@@ -57,14 +56,17 @@ log = logging.getLogger(__name__)
 HALF_CLOSE_GRACE = 10.0
 _CHUNK = 65536
 
+# The writer runs in the background with stdin taken from fd 4 (a background job's
+# own stdin is /dev/null); the reader runs in the foreground, so the end of the
+# server's side ends the script (no ``wait -n``, which bash 5.0 gets wrong for
+# jobs that ended before it was called).
 RELAY_SCRIPT = r"""
 exec 3<>/dev/tcp/127.0.0.1/"$1" || exit 111
 exec 4<&0
-cat <&3 4<&- & r=$!
-cat <&4 >&3 & w=$!
-exec 3<&- 4<&-
-wait -n
-if kill -0 "$r" 2>/dev/null; then wait "$r"; else kill "$w" 2>/dev/null; fi
+cat <&4 >&3 4<&- & w=$!
+exec 4<&-
+cat <&3
+kill "$w" 2>/dev/null
 exit 0
 """
 
@@ -109,6 +111,8 @@ def _reset(sock: socket.socket) -> None:
     """Close with RST: the client sees a refused/reset connection, as without the relay."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)  # wakes a thread blocked in recv() without sending a FIN
     with contextlib.suppress(OSError):
         sock.close()
 
