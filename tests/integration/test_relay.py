@@ -61,6 +61,13 @@ def test_lifecycle_through_the_relay(relayed: Tfsops, models: Path) -> None:
     assert run.code == 0, run
     run = tfsops("--json", "predict", "b", "--instances", "[1.0]", "--grpc")
     assert run.json["data"]["response"]["predictions"] == [3.5], run
+    # a new version of a (y = 0.5x + 3), then a label on it, both verified through the relay
+    run = tfsops("--json", "publish", "a", str(models / "half_plus_three" / "1"), "--version", "3")
+    assert run.code == 0, run
+    run = tfsops("--json", "promote", "a", "--label", "stable", "--version", "3")
+    assert run.code == 0, run
+    run = tfsops("--json", "predict", "a", "--instances", "[1.0]", "--label", "stable")
+    assert run.json["data"]["response"]["predictions"] == [3.5], run
 
 
 DECOY = textwrap.dedent(
@@ -136,12 +143,13 @@ def test_decoy_on_the_same_local_port_is_never_contacted(
 
 
 def test_relay_dropped_fails_with_exit_4_and_changes_nothing(
-    relayed: Tfsops, name: str, docker_client: object
+    relayed: Tfsops, name: str, models: Path, docker_client: object
 ) -> None:
     tfsops = relayed
     assert tfsops("deploy", "--timeout", "120").code == 0
     state = Path(tfsops.env["TFSOPS_STATE_DIR"]) / name / "config" / "models.config"
     before = state.read_text()
+    spec_before = (tfsops.cwd / "tfsops.yaml").read_text()
     container = docker_client.containers.get(f"tfsops-{name}")  # type: ignore[attr-defined]
     container.pause()  # the engine refuses execs into it: the relay cannot open its end
     try:
@@ -149,7 +157,12 @@ def test_relay_dropped_fails_with_exit_4_and_changes_nothing(
         assert run.code == 4, run
         assert "relay" in run.json["error"]["message"], run
         assert "paused" in run.json["error"]["message"], run
+        run = tfsops(
+            "--json", "add-model", "b", "--path", str(models / "half_plus_three"), "--timeout", "20"
+        )
+        assert run.code in (4, 5), run  # the executor's own check meets the paused container
     finally:
         container.unpause()
     assert state.read_text() == before
+    assert (tfsops.cwd / "tfsops.yaml").read_text() == spec_before
     assert tfsops("health").code == 0
