@@ -195,6 +195,9 @@ class Relay:
             _reset(client)
             return
         raw = _raw(exec_sock)
+        # The SDK's socket carries its request timeout; a kept-alive connection may idle longer.
+        with contextlib.suppress(OSError, AttributeError):
+            raw.settimeout(None)
         self._track(client, raw)
         sent_any = self._pump(client, raw)
         if not sent_any:
