@@ -117,3 +117,9 @@ class ModelNotFound(TfsopsError):
     """The server does not know this model (or version / label)."""
 
     exit_code = ExitCode.FAILED
+
+
+class UsageError(TfsopsError):
+    """Options that contradict each other (like click's own usage errors)."""
+
+    exit_code = ExitCode.USAGE

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import socket
+import ssl
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ import docker.errors
 import docker.types
 import requests.exceptions
 
+from tfsops.engine import EngineSelection, TlsFiles, select_engine, transport_of
 from tfsops.errors import EngineUnreachable, OperationFailed, TfsopsError
 from tfsops.plan.container import LABEL_DEPLOYMENT, ContainerPlan
 from tfsops.ports import ContainerInfo
@@ -38,11 +41,12 @@ def engine_url(docker_host: str | None) -> str:
 
 
 def _unreachable(url: str, exc: BaseException) -> EngineUnreachable:
+    transport = transport_of(url)
     return EngineUnreachable(
-        f"cannot reach the Docker engine at {url} ({type(exc).__name__}: {exc})",
+        f"cannot reach the Docker engine at {url} over {transport} ({type(exc).__name__}: {exc})",
         hint="is dockerd running? Start it (e.g. `sudo systemctl start docker`), or point "
-        "--docker-host / DOCKER_HOST at a reachable engine",
-        details={"docker_host": url},
+        "--docker-host / DOCKER_HOST / --context at a reachable engine",
+        details={"docker_host": url, "transport": transport},
     )
 
 
@@ -112,8 +116,13 @@ def _check_ssh_transport(url: str) -> None:
 class DockerRuntime:
     """What tfsops needs from the engine, in its own words."""
 
-    def __init__(self, docker_host: str | None = None, timeout: int = 120) -> None:
-        self.url = engine_url(docker_host)
+    def __init__(
+        self, docker_host: str | EngineSelection | None = None, timeout: int = 120
+    ) -> None:
+        self.engine = (
+            docker_host if isinstance(docker_host, EngineSelection) else select_engine(docker_host)
+        )
+        self.url = self.engine.url
         self._timeout = timeout
         self._client: Any = None
 
@@ -121,8 +130,13 @@ class DockerRuntime:
     def client(self) -> Any:
         if self._client is None:
             _check_ssh_transport(self.url)
-            with translated(self.url, "connecting to the Docker engine"):
-                client = docker.DockerClient(base_url=self.url, timeout=self._timeout)
+            with (
+                translated(self.url, "connecting to the Docker engine"),
+                _connect_errors(self.engine),
+            ):
+                client = docker.DockerClient(
+                    base_url=self.url, timeout=self._timeout, tls=_tls_config(self.engine.tls)
+                )
                 client.ping()
             self._client = client
         return self._client
@@ -343,6 +357,15 @@ class DockerRuntime:
         with translated(self.url, "copying files into the container"):
             self.client.containers.get(container_id).put_archive(parent, buf.getvalue())
 
+    def exec_socket(self, container_id: str, cmd: list[str]) -> Any:
+        """Start ``cmd`` in the container with stdin attached; its raw (multiplexed) socket."""
+        with translated(self.url, "starting a relay in the container"):
+            api = self.client.api
+            exec_id = api.exec_create(
+                container_id, cmd, stdin=True, stdout=True, stderr=True, tty=False
+            )["Id"]
+            return api.exec_start(exec_id, socket=True)
+
     def create_plain(self, image: str, name: str, labels: dict[str, str]) -> str:
         with translated(self.url, f"creating a container from {image}"):
             container = self.client.containers.create(image=image, name=name, labels=labels)
@@ -354,6 +377,72 @@ class DockerRuntime:
                 repository=repository, tag=tag, changes=changes
             )
         return str(image.id)
+
+
+def _tls_config(tls: TlsFiles | None) -> Any:
+    if tls is None:
+        return False
+    import docker.tls
+
+    cert = (str(tls.cert), str(tls.key)) if tls.cert and tls.key else None
+    return docker.tls.TLSConfig(
+        client_cert=cert, ca_cert=str(tls.ca) if tls.verify and tls.ca else None, verify=tls.verify
+    )
+
+
+@contextlib.contextmanager
+def _connect_errors(engine: EngineSelection) -> Iterator[None]:
+    """TLS and ssh failures while connecting: exit 4 with the files or ssh's reason."""
+    try:
+        yield
+    except (requests.exceptions.SSLError, docker.errors.DockerException) as exc:
+        if not isinstance(exc, docker.errors.TLSParameterError) and not _is_ssl(exc):
+            raise
+        tls = engine.tls
+        files = (
+            f"the certificates in {tls.folder} (ca {tls.ca}, cert {tls.cert}, key {tls.key})"
+            if tls
+            else "no client certificates (DOCKER_TLS_VERIFY is not set)"
+        )
+        raise EngineUnreachable(
+            f"TLS with the Docker engine at {engine.url} failed using {files}: {_reason(exc)}",
+            hint="check DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem) or the context's TLS files, "
+            "and that the engine's certificate is signed by that CA for this host name",
+            details={
+                "docker_host": engine.url,
+                "transport": engine.transport,
+                "tls": tls.to_dict() if tls else None,
+                "reason": _reason(exc),
+            },
+        ) from exc
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] != "paramiko":
+            raise
+        raise EngineUnreachable(
+            f"ssh to the Docker engine at {engine.url} failed: {exc or type(exc).__name__}",
+            hint="check the user, host and port, and that your key is accepted "
+            "(ssh-agent or ~/.ssh; try `ssh -p PORT user@host docker version`)",
+            details={"docker_host": engine.url, "transport": "ssh", "reason": str(exc)},
+        ) from exc
+
+
+def _is_ssl(exc: BaseException | None) -> bool:
+    """Whether an SDK error was caused by TLS (the SDK wraps it while probing the API version)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (requests.exceptions.SSLError, ssl.SSLError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    """The TLS library's own words (e.g. "certificate verify failed: ..."), else the error."""
+    found = re.search(r"\[SSL[^\]]*\]\s*([^'\"]*)", str(exc))
+    if found:
+        return found.group(0).strip()
+    return str(exc) or type(exc).__name__
 
 
 def host_port_free(host_ip: str, port: int) -> bool:

@@ -68,8 +68,18 @@ def main_callback(
         str | None,
         typer.Option(
             "--docker-host",
-            help="Docker engine URL (else DOCKER_HOST or the local socket).",
+            help="Docker engine URL: unix://, tcp:// (TLS with DOCKER_TLS_VERIFY), "
+            "ssh://user@host[:port] (else --context, DOCKER_HOST, DOCKER_CONTEXT, the "
+            "current docker context, the local socket).",
             callback=option_engine_url,
+        ),
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            help="Docker context by name, as `docker --context` (else DOCKER_CONTEXT, "
+            "then the current context of `docker context use`).",
         ),
     ] = None,
     version: Annotated[
@@ -84,6 +94,7 @@ def main_callback(
         spec_file=spec_file,
         deployment=deployment,
         docker_host=docker_host,
+        context=context,
     )
     level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
     logging.basicConfig(

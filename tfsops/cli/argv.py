@@ -20,6 +20,7 @@ GLOBAL_OPTIONS: dict[str, bool] = {
     "-d": True,
     "--deployment": True,
     "--docker-host": True,
+    "--context": True,
 }
 
 # Commands whose own options reuse a global short flag (``logs -f`` = follow).

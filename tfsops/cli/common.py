@@ -63,7 +63,7 @@ def load_spec(opts: GlobalOptions, *, model_hint: str | None = None) -> tuple[De
 def make_services(opts: GlobalOptions) -> Services:
     from tfsops.services import real_services
 
-    return real_services(opts.docker_host, progress=opts.progress)
+    return real_services(opts.docker_host, progress=opts.progress, context=opts.context)
 
 
 def make_executor(opts: GlobalOptions) -> Executor:

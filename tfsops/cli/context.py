@@ -21,6 +21,7 @@ class GlobalOptions:
     spec_file: Path | None = None  # -f/--file; None = ./tfsops.yaml or the -d deployment's spec
     deployment: str | None = None  # -d/--deployment
     docker_host: str | None = None
+    context: str | None = None  # --context: a docker context by name
 
     @property
     def progress(self) -> Progress:

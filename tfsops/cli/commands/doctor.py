@@ -37,7 +37,8 @@ def doctor(ctx: typer.Context) -> None:
 
         services = make_services(opts)
         runtime = services.runtime_factory()
-        engine: dict[str, Any] = {"url": runtime.url, "reachable": False}
+        engine: dict[str, Any] = {"reachable": False, **runtime.engine.to_dict()}
+        lines.append(f"engine   {_selection_line(runtime.engine)}")
         try:
             engine.update(runtime.info(), reachable=True)
             gpu_problem = runtime.gpu_support_problem()
@@ -121,6 +122,18 @@ def doctor(ctx: typer.Context) -> None:
         return Result(data=data, text="\n".join(lines), warnings=warnings, exit_code=code)
 
     execute(ctx, "doctor", action)
+
+
+def _selection_line(engine: Any) -> str:
+    """Which engine, by which transport, from where, and how the server is reached."""
+    where = "local" if engine.local else "remote"
+    reach = (
+        "servers reached through the engine (relay)"
+        if engine.relay
+        else "servers reached on their published ports"
+    )
+    tls = f", TLS files in {engine.tls.folder}" if engine.tls else ""
+    return f"{engine.url} over {engine.transport} ({where}, from {engine.source}{tls}); {reach}"
 
 
 def _ports(spec: Any, runtime: Any) -> list[dict[str, Any]]:

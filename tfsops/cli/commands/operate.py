@@ -389,16 +389,19 @@ def predict(
             sig = model_signature(entry, signature, version, label)
             body = body_from_files(sig, image or [], input_ or [])
         endpoint = endpoint_for(spec)
-        if grpc:
-            from tfsops.adapters.serving_grpc import GrpcServingClient
-
-            client: Any = GrpcServingClient(endpoint)
-        else:
-            from tfsops.adapters.serving_rest import RestServingClient
-
-            client = RestServingClient(endpoint)
-        with client:
-            response = client.predict(model, body, version=version, label=label, timeout=timeout)
+        services = make_services(opts)
+        try:
+            # admin_factory is the gRPC client; both go through the relay when one is needed
+            if grpc:
+                client: Any = services.admin_factory(endpoint)
+            else:
+                client = services.serving_factory(endpoint)
+            with client:
+                response = client.predict(
+                    model, body, version=version, label=label, timeout=timeout
+                )
+        finally:
+            services.close()
         data = {"model": model, "transport": "grpc" if grpc else "rest", "response": response}
         text = format_response(response)
         if top is not None:
