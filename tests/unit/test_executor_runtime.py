@@ -54,6 +54,7 @@ class World:
             "name": NAME,
             "image": IMAGE,
             "models": [{"name": n, "path": f"models/{p}"} for n, p in models.items()],
+            "model_roots": ["models"],  # models added later are hot: their root is mounted
             **extra,
         }
         self.spec_path.write_text(json.dumps(doc) + "\n")

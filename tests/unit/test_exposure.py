@@ -242,6 +242,11 @@ class _OneContainer:
         self.calls.append("find")
         return self.info
 
+    def inspect(self, name: str) -> object:
+        """Reads by container name (an interrupted swap's ``-next`` container is looked for)."""
+        self.calls.append("inspect")
+        return self.info if name == getattr(self.info, "name", None) else None
+
     def close(self) -> None:
         pass
 
@@ -303,7 +308,7 @@ def test_add_model_outside_the_mounts_is_refused_without_a_restart(project: Path
     assert error.hint is not None and "--recreate" in error.hint and "model_roots" in error.hint
     assert error.details["would_recreate"] is True
     assert spec_file.read_text() == before  # nothing changed
-    assert set(engine.calls) == {"find"}
+    assert set(engine.calls) <= {"find", "inspect"}  # reads only
 
 
 def test_publish_into_a_folder_the_container_does_not_mount_is_refused(project: Path) -> None:

@@ -184,6 +184,9 @@ class RunningContainer:
     def find(self, name: str) -> ContainerInfo | None:
         return self.info if self.info is not None and self.info.name.endswith(name) else None
 
+    def inspect(self, name: str) -> ContainerInfo | None:
+        return self.info if self.info is not None and self.info.name == name else None
+
     def close(self) -> None:
         pass
 

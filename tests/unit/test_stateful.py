@@ -366,9 +366,11 @@ class DeploymentMachine(RuleBasedStateMachine):
 
     # -- rules -----------------------------------------------------------------------
 
-    @initialize(fault=FAULTS)
-    def deploy_first(self, fault: tuple[Any, ...] | None) -> None:
-        self.world.write_spec(["a"])
+    @initialize(fault=FAULTS, roots=st.booleans())
+    def deploy_first(self, fault: tuple[Any, ...] | None, roots: bool) -> None:
+        # With model_roots, models added later are hot; without, adding one needs a new
+        # mount, which the hot commands must refuse (exit 3) rather than restart.
+        self.world.write_spec(["a"], **({"model_roots": ["models"]} if roots else {}))
         self.run("apply", fault, self._apply)
 
     def _apply(self) -> None:
