@@ -72,9 +72,7 @@ class WaitTimeout(AssertionError):
     """A bounded wait ran out; the message names what was waited for and what was seen."""
 
 
-def wait_for(
-    what: str, check: Callable[[], Any], timeout: float, interval: float = 0.5
-) -> Any:
+def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
     """Call ``check`` until it returns something truthy; ``WaitTimeout`` naming ``what``
     (and the last value or error seen) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -318,7 +316,9 @@ def up(host: Any, serving_image: str, say: Say = _say, *, keep: bool = False) ->
         down(host, cluster, say)
         raise
     cluster.figures["cluster up s"] = round(time.monotonic() - started, 1)
-    say(f"cluster {cluster_id} up in {cluster.figures['cluster up s']:g}s; manager {cluster.manager.url}")
+    say(
+        f"cluster {cluster_id} up in {cluster.figures['cluster up s']:g}s; manager {cluster.manager.url}"
+    )
     return cluster
 
 
@@ -365,7 +365,9 @@ def _up(host: Any, cluster: Cluster, labels: dict[str, str], say: Say) -> None:
     seed.client().images.get(cluster.serving_image).tag(repository, tag)
     say(f"pushing {repository}:{tag} to the cluster registry")
     t = time.monotonic()
-    wait_for("the cluster registry to accept a push", lambda: push(seed.client(), repository, tag), 60, 2)
+    wait_for(
+        "the cluster registry to accept a push", lambda: push(seed.client(), repository, tag), 60, 2
+    )
     cluster.figures["serving image push to the registry s"] = round(time.monotonic() - t, 1)
     api.stop(seed.container_id, timeout=30)
 
@@ -414,7 +416,9 @@ def copy_store(source: Path, dest: Path) -> None:
 
 def registry_ref(image: str) -> str:
     """``repo:tag`` as it is named in the cluster registry."""
-    repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
+    repository, _, tag = (
+        image.rpartition(":") if ":" in image.rsplit("/", maxsplit=1)[-1] else (image, "", "")
+    )
     return f"{REGISTRY}/{repository}:{tag or 'latest'}"
 
 
@@ -484,7 +488,9 @@ def reap_stale(host: Any, say: Say = _say) -> list[str]:
     )
     for kind in kinds:
         for item in kind:
-            labels = item.attrs.get("Labels") or (item.attrs.get("Config") or {}).get("Labels") or {}
+            labels = (
+                item.attrs.get("Labels") or (item.attrs.get("Config") or {}).get("Labels") or {}
+            )
             if labels.get(LABEL_HOST) != me or not _gone(labels.get(LABEL_PID, "")):
                 continue
             stale.add(labels[LABEL])
