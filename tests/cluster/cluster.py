@@ -414,6 +414,33 @@ def copy_store(source: Path, dest: Path) -> None:
         subprocess.run(["cp", flags, str(entry), str(dest / entry.name)], check=True)
 
 
+def attach(host: Any, cluster_id: str, serving_image: str) -> Cluster:
+    """A running cluster (``nox -s cluster -- up``) as a ``Cluster``, to run the tests on."""
+    found = {
+        c.labels.get(f"{LABEL}.role"): c
+        for c in host.containers.list(filters={"label": f"{LABEL}={cluster_id}"})
+    }
+    nodes = []
+    for role, address in zip(NODE_ROLES, NODE_ADDRESSES, strict=True):
+        c = found[role]
+        store = next(
+            m["Source"] for m in c.attrs["Mounts"] if m["Destination"] == "/var/lib/docker"
+        )
+        node = Node(role, c.name, Path(store), address, c.id)
+        node.port = int(c.attrs["NetworkSettings"]["Ports"][f"{ENGINE_PORT}/tcp"][0]["HostPort"])
+        node.ip = next(iter(c.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
+        nodes.append(node)
+    return Cluster(
+        cluster_id,
+        f"tfsops-cluster-{cluster_id}",
+        nodes,
+        found["registry"].id,
+        nodes[0].store.parents[1],
+        found["manager"].image.tags[0] if found["manager"].image.tags else "",
+        serving_image,
+    )
+
+
 def registry_ref(image: str) -> str:
     """``repo:tag`` as it is named in the cluster registry."""
     repository, _, tag = (
