@@ -2,7 +2,7 @@
 
 Other sessions: `nox -s engine` (provision a Docker engine), `nox -s demo`
 (set up and deploy an example model), `nox -s bench` (performance figures),
-`nox -s load` (the long load run).
+`nox -s load` (the long load run), `nox -s cluster` (a three-node test swarm).
 """
 
 from __future__ import annotations
@@ -78,6 +78,18 @@ def bench(session: nox.Session) -> None:
     env = {"TF_CPP_MIN_LOG_LEVEL": "3"}
     for script in sorted((ROOT / "bench").glob("bench_*.py")):
         session.run("python", str(script), *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON)
+def cluster(session: nox.Session) -> None:
+    """A three-node Docker-in-Docker swarm with a registry (the cluster tests' fixture), by hand.
+
+    `nox -s cluster -- up` prints the manager's DOCKER_HOST (it stays until
+    `nox -s cluster -- down [ID]`); `-- list` lists the clusters on this engine.
+    `TFSOPS_CLUSTER=ID pytest tests/cluster` runs the scenarios on it.
+    """
+    session.install("docker>=7.0")
+    session.run("python", "-m", "tests.cluster", *(session.posargs or ["up"]))
 
 
 @nox.session(python=PYTHON)
