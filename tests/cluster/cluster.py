@@ -384,7 +384,12 @@ def _up(host: Any, cluster: Cluster, labels: dict[str, str], say: Say) -> None:
     # The swarm, inside the nodes.
     t = time.monotonic()
     manager = seed.client()
-    manager.swarm.init(advertise_addr=seed.ip, listen_addr="0.0.0.0:2377")
+    # Heartbeats every 2 s (default 5 s): a lost node is noticed sooner.
+    manager.swarm.init(
+        advertise_addr=seed.ip,
+        listen_addr="0.0.0.0:2377",
+        dispatcher_heartbeat_period=2_000_000_000,
+    )
     token = manager.swarm.attrs["JoinTokens"]["Worker"]
     for node in cluster.workers:
         node.client().swarm.join(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,33 @@ def record(name: str, value: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def cluster(docker_client: Any, serving_image: str) -> Iterator[Cluster]:
+def cluster(
+    docker_client: Any, serving_image: str, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
     reuse = os.environ.get("TFSOPS_CLUSTER")
     if reuse:
         made = attach(docker_client, reuse, serving_image)
         yield made
         made.close_clients()
         return
-    made = up(docker_client, serving_image)
+    # Bring-up (mostly the engine's work: load, push) overlaps making the test models.
+    result: list[Any] = []
+
+    def bring_up() -> None:
+        try:
+            result.append(up(docker_client, serving_image))
+        except BaseException as exc:
+            result.append(exc)
+
+    worker = threading.Thread(target=bring_up, name="cluster-up")
+    worker.start()
+    try:
+        request.getfixturevalue("models_dir")
+    finally:
+        worker.join()
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    made = result[0]
     for name, value in made.figures.items():
         record(f"cluster: {name}", value)
     try:
