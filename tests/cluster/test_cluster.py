@@ -231,6 +231,8 @@ def test_image_through_the_registry_pinned_and_spread_over_three_nodes(dep: Depl
     report = json_of(health)
     assert report["ready_replicas"] == 3
     assert {n["node"] for n in report["nodes"] if n["ready"] == 1} == set(nodes)
+    planned = dep.run("plan", "--json", spec=spec)  # resolves the same digest: nothing to do
+    assert planned.code == 0 and json_of(planned)["action"] == "noop", str(planned)
     text = dep.run("health", spec=spec)
     assert all(f"node {n}" in text.stdout for n in nodes), text.stdout
 

@@ -440,7 +440,12 @@ class SwarmEngine:
             for c in found:
                 with contextlib.suppress(docker.errors.NotFound):
                     c.remove(force=True)
-        return len(found)
+            # A mount check left by an interrupted apply.
+            jobs = self.client.services.list(filters={"label": f"{LABEL_PROBE}={deployment}"})
+            for job in jobs:
+                with contextlib.suppress(docker.errors.NotFound):
+                    job.remove()
+        return len(found) + len(jobs)
 
     # ---- nodes, the registry, the mount check --------------------------------------
     def node_details(self) -> list[dict[str, Any]]:
@@ -522,7 +527,11 @@ class SwarmEngine:
                 task_template,
                 name=name,
                 mode={"GlobalJob": {}},
-                labels=dict(self._labels(plan.deployment), **{LABEL_PROBE: plan.deployment}),
+                # Not io.tfsops.deployment: this is not the deployment's service.
+                labels={
+                    LABEL_PROBE: plan.deployment,
+                    LABEL_MANAGED: self._labels("")[LABEL_MANAGED],
+                },
             )
         service_id = str(created["ID"])
         try:

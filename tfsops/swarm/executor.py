@@ -208,7 +208,16 @@ class SwarmExecutor:
                 "until `docker swarm init`"
             )
             return plan
-        return compute_swarm_plan(desired, self.engine.find_service(spec.name))
+        observed = self.engine.find_service(spec.name)
+        if desired.settings.models == "image" and registry_host(desired.image):
+            # What apply would pin: the registry's digest (else the one the tasks run).
+            try:
+                digest = self.engine.registry_digest(desired.image)
+            except TfsopsError:
+                digest = None
+            digest = digest or (observed.image_digest if observed else None)
+            desired = service_plan(spec, self.settings, image_digest=digest)
+        return compute_swarm_plan(desired, observed)
 
     # ---- apply --------------------------------------------------------------------
     def apply(self, spec: DeploymentSpec, spec_path: Path, opts: ApplyOptions) -> SwarmApplyResult:
