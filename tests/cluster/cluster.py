@@ -222,10 +222,14 @@ def _create_node_container(
     node: Node,
     network: str,
     binds: dict[str, dict[str, str]],
+    registry_ip: str,
 ) -> str:
     api = host.api
     host_config = api.create_host_config(
         port_bindings={ENGINE_PORT: (node.address, None)},
+        # In /etc/hosts: the inner engine's overlay set-up can break the node's
+        # path to the outer engine's DNS server (127.0.0.11).
+        extra_hosts={"registry": registry_ip},
         binds=dict(binds, **{str(node.store): {"bind": "/var/lib/docker", "mode": "rw"}}),
         network_mode=network,
         **NODE_SECURITY,
@@ -333,13 +337,18 @@ def _up(host: Any, cluster: Cluster, labels: dict[str, str], say: Say) -> None:
         command=["registry"],
         name=f"tfsops-{cluster.id}-registry",
         labels=dict(labels, **{f"{LABEL}.role": "registry"}),
-        host_config=api.create_host_config(network_mode=cluster.network),
+        host_config=api.create_host_config(
+            network_mode=cluster.network, restart_policy={"Name": "on-failure"}
+        ),
         networking_config=api.create_networking_config(
             {cluster.network: api.create_endpoint_config(aliases=["registry"])}
         ),
     )
     cluster.registry_container = str(registry["Id"])
     api.start(cluster.registry_container)
+    registry_ip = api.inspect_container(cluster.registry_container)["NetworkSettings"]["Networks"][
+        cluster.network
+    ]["IPAddress"]
 
     binds_all = {str(cluster.shared): {"bind": str(cluster.shared), "mode": "ro"}}
     binds_partial = dict(
@@ -349,7 +358,7 @@ def _up(host: Any, cluster: Cluster, labels: dict[str, str], say: Say) -> None:
         node.store.mkdir(mode=0o711)
         binds = binds_all if node.role == "worker2" else binds_partial
         node.container_id = _create_node_container(
-            host, labels, cluster.node_image, node, cluster.network, binds
+            host, labels, cluster.node_image, node, cluster.network, binds, registry_ip
         )
 
     # Seed: the manager gets the serving image and pushes it to the registry.
@@ -464,6 +473,22 @@ def ready_nodes(manager: Any) -> list[str]:
 
 
 # ---- tear down --------------------------------------------------------------------------
+
+
+def describe(host: Any, cluster: Cluster) -> str:
+    """The state of the cluster's containers and the registry's last log lines."""
+    lines = []
+    for c in host.containers.list(all=True, filters={"label": f"{LABEL}={cluster.id}"}):
+        state = c.attrs["State"]
+        lines.append(
+            f"{c.name}: {state['Status']} (exit {state['ExitCode']}, "
+            f"restarts {c.attrs.get('RestartCount', 0)}, oom {state.get('OOMKilled')})"
+        )
+    if cluster.registry_container:
+        with contextlib.suppress(Exception):
+            logs = host.api.logs(cluster.registry_container, tail=15).decode(errors="replace")
+            lines += ["registry log:", logs]
+    return "\n".join(lines)
 
 
 def down(host: Any, cluster: Cluster, say: Say = _say) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.cluster import Cluster, attach, down, up
+from tests.cluster.cluster import Cluster, attach, describe, down, up
 
 FIGURES: dict[str, Any] = {}
 FIGURES_FILE = Path(__file__).resolve().parents[2] / ".cache" / "cluster-figures.json"
@@ -59,9 +59,12 @@ def cluster(
     made = result[0]
     for name, value in made.figures.items():
         record(f"cluster: {name}", value)
+    failed_before = request.session.testsfailed
     try:
         yield made
     finally:
+        if request.session.testsfailed > failed_before:
+            print(f"[cluster] after a failure:\n{describe(docker_client, made)}")
         left = down(docker_client, made)
         if left:
             print(f"[cluster] left behind: {left}")

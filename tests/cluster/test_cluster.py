@@ -309,7 +309,7 @@ def test_rolling_model_set_change_under_load_loses_no_request(dep: Deployment) -
         "rolling change: same update by hand (docker service update --force) s",
         time.monotonic() - t,
     )
-    health = dep.run("health", "--wait", "--timeout", "120", spec=spec)
+    health = dep.run("health", "--wait", "--timeout", str(TIMEOUT), spec=spec)
     assert health.code == 0, str(health)
 
 
@@ -340,7 +340,7 @@ def test_an_update_failing_on_a_node_is_rolled_back_everywhere_and_reported(
         120,
     )
     v2 = dep.write(dep.spec("v2", ["half_plus_two", "half_plus_three"]), "v2-again")
-    health = dep.run("health", "--json", "--wait", "--timeout", "120", spec=v2)
+    health = dep.run("health", "--json", "--wait", "--timeout", str(TIMEOUT), spec=v2)
     assert health.code == 0, str(health)
     # The served spec again: nothing to do.
     again = dep.run("apply", "--json", "--timeout", str(TIMEOUT), spec=v2)
