@@ -337,7 +337,7 @@ def test_an_update_failing_on_a_node_is_rolled_back_everywhere_and_reported(
             len([t for t in running_tasks(cluster) if t["Spec"]["ContainerSpec"]["Image"] == good])
             == 3
         ),
-        120,
+        TIMEOUT,
     )
     v2 = dep.write(dep.spec("v2", ["half_plus_two", "half_plus_three"]), "v2-again")
     health = dep.run("health", "--json", "--wait", "--timeout", str(TIMEOUT), spec=v2)
