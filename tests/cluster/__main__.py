@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from tests.cluster.cluster import LABEL, LABEL_PID, remove_by_label, up
+from tests.cluster.cluster import KEEP, LABEL, LABEL_PID, remove_by_label, up
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m tests.cluster")
     parser.add_argument("action", choices=["up", "down", "list"])
-    parser.add_argument("cluster_id", nargs="?", help="down: which cluster (default: every one)")
+    parser.add_argument(
+        "cluster_id", nargs="?", help="down: which cluster (default: those brought up by hand)"
+    )
     parser.add_argument("--image", default="tfsops-double:latest", help="serving image to seed")
     args = parser.parse_args(argv)
     host = docker.from_env(timeout=600)
@@ -29,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export DOCKER_HOST={cluster.manager.url}")
         print(f"shared model folder (same path on every node): {cluster.shared}")
         return 0
-    ids = sorted(
-        {c.labels[LABEL] for c in host.containers.list(all=True, filters={"label": LABEL})}
-    )
+    found = host.containers.list(all=True, filters={"label": LABEL})
+    ids = sorted({c.labels[LABEL] for c in found})
+    by_hand = sorted({c.labels[LABEL] for c in found if c.labels.get(LABEL_PID) == KEEP})
     if args.action == "list":
         for cluster_id in ids:
             found = host.containers.list(all=True, filters={"label": f"{LABEL}={cluster_id}"})
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{cluster_id}: {len(found)} container(s), owner {owner}")
         return 0
     left = []
-    for cluster_id in [args.cluster_id] if args.cluster_id else ids:
+    # Without an id: the clusters brought up by hand, never a test run's.
+    for cluster_id in [args.cluster_id] if args.cluster_id else by_hand:
         left += remove_by_label(host, cluster_id)
         print(f"removed cluster {cluster_id}")
     return 1 if left else 0
