@@ -162,6 +162,15 @@ def node_names(cluster: Cluster) -> dict[str, str]:
     return {n.id: n.attrs["Description"]["Hostname"] for n in cluster.manager.client().nodes.list()}
 
 
+def worker_with_a_replica(cluster: Cluster) -> str:
+    names = node_names(cluster)
+    here = [names[t["NodeID"]] for t in running_tasks(cluster)]
+    workers = sorted((here.count(n.name), n.name) for n in cluster.workers)
+    count, name = workers[-1]
+    assert count, f"no replica on a worker: {here}"
+    return name
+
+
 def json_of(result: Run) -> dict[str, Any]:
     """The ``data`` of a ``--json`` envelope."""
     try:
@@ -285,7 +294,10 @@ def test_rolling_model_set_change_under_load_loses_no_request(dep: Deployment) -
     # Every replica replaced and serving both models.
     after = running_tasks(cluster)
     assert len(after) == 3 and not before & {t["ID"] for t in after}
-    assert len({t["NodeID"] for t in after}) == 3
+    # Start-first places each new task while the old ones run: the spread may end
+    # uneven, within max_replicas_per_node.
+    per_node = [t["NodeID"] for t in after]
+    assert max(per_node.count(n) for n in per_node) <= 2
     report = json_of(dep.run("health", "--json", spec=spec))
     assert report["ok"] and report["ready_replicas"] == 3, report
     for replica in report["replicas"]:
@@ -396,11 +408,11 @@ def test_a_drained_node_gives_its_replica_up_and_status_shows_it(dep: Deployment
     cluster = dep.cluster
     spec = dep.write(dep.spec("v2", ["half_plus_two", "half_plus_three"]), "v2-again")
     manager = cluster.manager.client()
-    drained = cluster.node("worker1").name
+    names = node_names(cluster)
+    drained = worker_with_a_replica(cluster)
     node = next(n for n in manager.nodes.list() if n.attrs["Description"]["Hostname"] == drained)
     node.update(dict(node.attrs["Spec"], Availability="drain"))
     try:
-        names = node_names(cluster)
         wait_for(
             f"3 running replicas, none on the drained {drained}",
             lambda: (
@@ -427,10 +439,7 @@ def test_a_drained_node_gives_its_replica_up_and_status_shows_it(dep: Deployment
 def test_a_lost_worker_is_reported_then_rescheduled(dep: Deployment, docker_client: Any) -> None:
     cluster = dep.cluster
     spec = dep.write(dep.spec("v2", ["half_plus_two", "half_plus_three"]), "v2-again")
-    names = node_names(cluster)
-    lost = cluster.node("worker2")
-    on_lost = [t for t in running_tasks(cluster) if names[t["NodeID"]] == lost.name]
-    assert on_lost, "no replica on worker2 to lose"
+    lost = next(n for n in cluster.workers if n.name == worker_with_a_replica(cluster))
     docker_client.containers.get(lost.container_id).kill()
     t = time.monotonic()
 
