@@ -506,27 +506,19 @@ def remove_by_label(host: Any, cluster_id: str, say: Say = _say) -> list[str]:
 
     flt = {"label": f"{LABEL}={cluster_id}"}
     left: list[str] = []
-    for c in host.containers.list(all=True, filters=flt):
+    found = [
+        ("container", c, lambda c: c.remove(force=True, v=True))
+        for c in host.containers.list(all=True, filters=flt)
+    ]
+    found += [("volume", v, lambda v: v.remove(force=True)) for v in host.volumes.list(filters=flt)]
+    found += [("network", n, lambda n: n.remove()) for n in host.networks.list(filters=flt)]
+    for kind, item, remove in found:
         try:
-            c.remove(force=True, v=True)
+            remove(item)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
-            left.append(f"container {c.name}: {exc}")
-    for v in host.volumes.list(filters=flt):
-        try:
-            v.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            left.append(f"volume {v.name}: {exc}")
-    for n in host.networks.list(filters=flt):
-        try:
-            n.remove()
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            left.append(f"network {n.name}: {exc}")
+            left.append(f"{kind} {item.name}: {exc}")
     for path in Path(tempfile.gettempdir()).glob(f"tfsops-cluster-{cluster_id}-*"):
         shutil.rmtree(path, ignore_errors=True)
     if left:
