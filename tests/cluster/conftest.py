@@ -64,7 +64,10 @@ def cluster(
         yield made
     finally:
         if request.session.testsfailed > failed_before:
-            print(f"[cluster] after a failure:\n{describe(docker_client, made)}")
+            try:
+                print(f"[cluster] after a failure:\n{describe(docker_client, made)}")
+            except Exception as exc:  # e.g. the engine itself went away
+                print(f"[cluster] after a failure: cannot describe it: {exc}")
         left = down(docker_client, made)
         if left:
             print(f"[cluster] left behind: {left}")
