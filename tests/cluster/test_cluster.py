@@ -129,12 +129,14 @@ def dep(
     cluster: Cluster, models_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
     models = cluster.shared / "models"
+    partial = cluster.partial / "models"
+    for old in (models, partial):  # a reused cluster keeps the last run's
+        shutil.rmtree(old, ignore_errors=True)
     shutil.copytree(models_dir, models)
     broken = models / "broken"
     shutil.copytree(models / "half_plus_three", broken)
     data = next((broken / "1" / "variables").glob("variables.data-*"))
     data.write_bytes(data.read_bytes()[:3])  # validates, fails to load in the server
-    partial = cluster.partial / "models"
     shutil.copytree(models_dir / "times_two_plus_one", partial / "times_two_plus_one")
     for root in (models, partial):
         for p in [root, *root.rglob("*")]:
