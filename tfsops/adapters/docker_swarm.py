@@ -544,38 +544,46 @@ class SwarmEngine:
                 self.client.api.remove_service(service_id)
 
     def _mount_check_result(self, service_id: str, timeout: float) -> dict[str, str]:
+        """Wait until each node has a finished check task (Swarm may retry a rejected
+        one), then: node hostname -> why its check failed, for nodes with no success."""
+        finished = ("complete", "failed", "rejected", "shutdown")
         deadline = time.monotonic() + timeout
         while True:
             with swarm_translated(self.url, "waiting for the mount check"):
                 found = self.client.api.services(filters={"id": service_id}, status=True)
                 tasks = self.client.api.tasks(filters={"service": service_id})
+                usable = sum(1 for _, ok in self.nodes().values() if ok)
             desired = int(
                 ((found[0] if found else {}).get("ServiceStatus") or {}).get("DesiredTasks") or 0
             )
-            states = {t["ID"]: (t.get("Status") or {}).get("State", "") for t in tasks}
-            done = [
-                t
-                for t in tasks
-                if states[t["ID"]] in ("complete", "failed", "rejected", "shutdown")
+            by_node: dict[str, list[dict[str, Any]]] = {}
+            for t in tasks:
+                by_node.setdefault(t.get("NodeID", ""), []).append(t)
+            settled = [
+                n
+                for n, ts in by_node.items()
+                if any((t.get("Status") or {}).get("State") in finished for t in ts)
             ]
-            timed_out = time.monotonic() >= deadline
-            if (desired and len(done) >= desired and len(done) == len(tasks)) or timed_out:
+            expected = min(desired, usable) if desired else usable
+            if (expected and len(settled) >= expected) or time.monotonic() >= deadline:
                 break
             time.sleep(0.5)
         names = {nid: host for nid, (host, _) in self.nodes().items()}
         problems: dict[str, str] = {}
-        for t in tasks:
-            state = states[t["ID"]]
-            if state == "complete":
+        for node_id, ts in by_node.items():
+            states = [(t.get("Status") or {}).get("State", "") for t in ts]
+            if "complete" in states:
                 continue
-            node = names.get(t.get("NodeID", ""), t.get("NodeID", "") or "?")
-            status = t.get("Status") or {}
-            why = status.get("Err") or status.get("Message") or state
-            if state not in ("failed", "rejected", "shutdown"):
-                why = f"no answer within {timeout:g}s ({state}: {why})"
+            node = names.get(node_id, node_id or "?")
+            failed = [t for t, st in zip(ts, states, strict=True) if st in finished]
+            task = failed[0] if failed else ts[-1]
+            status = task.get("Status") or {}
+            why = str(status.get("Err") or status.get("Message") or status.get("State"))
+            if not failed:
+                why = f"no answer within {timeout:g}s ({status.get('State')}: {why})"
             else:
                 with contextlib.suppress(TfsopsError):
-                    logs = self.task_logs(_bare_task(t), 5)
+                    logs = self.task_logs(_bare_task(task), 5)
                     if logs:
                         why += ": " + "; ".join(logs)
             problems[node] = why
