@@ -565,7 +565,8 @@ class SwarmEngine:
                 if any((t.get("Status") or {}).get("State") in finished for t in ts)
             ]
             expected = min(desired, usable) if desired else usable
-            if (expected and len(settled) >= expected) or time.monotonic() >= deadline:
+            everywhere = len(settled) == len(by_node) and len(settled) >= expected
+            if (expected and everywhere) or time.monotonic() >= deadline:
                 break
             time.sleep(0.5)
         names = {nid: host for nid, (host, _) in self.nodes().items()}
