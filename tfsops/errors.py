@@ -63,7 +63,8 @@ class InvalidInput(TfsopsError):
 
 
 class UsageError(TfsopsError):
-    """A bad command line (unknown command or option, a flag value out of range)."""
+    """A bad command line (unknown command or option, a flag value out of range,
+    options that contradict each other)."""
 
     exit_code = ExitCode.USAGE
 
@@ -117,9 +118,3 @@ class ModelNotFound(TfsopsError):
     """The server does not know this model (or version / label)."""
 
     exit_code = ExitCode.FAILED
-
-
-class UsageError(TfsopsError):
-    """Options that contradict each other (like click's own usage errors)."""
-
-    exit_code = ExitCode.USAGE

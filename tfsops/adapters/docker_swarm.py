@@ -12,6 +12,7 @@ import base64
 import contextlib
 import copy
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,34 @@ def _strip_digest(image: str) -> str:
     return image.split("@", 1)[0]
 
 
+# Run by the mount check on every node: each argument must be a folder it can list.
+MOUNT_CHECK_SCRIPT = (
+    'for p; do ls "$p" >/dev/null 2>&1 || { echo "$p: not a readable folder on this node"; '
+    "exit 3; }; done"
+)
+
+
+def _bare_task(task: Mapping[str, Any]) -> TaskInfo:
+    status = task.get("Status") or {}
+    return TaskInfo(
+        id=task["ID"],
+        slot=None,
+        node_id=task.get("NodeID", ""),
+        node="",
+        state=status.get("State", ""),
+        desired_state=task.get("DesiredState", ""),
+        error=status.get("Err"),
+        message=status.get("Message", ""),
+        template_hash=None,
+        ip=None,
+        container_id=(status.get("ContainerStatus") or {}).get("ContainerID") or None,
+    )
+
+
+def _digest_of(image: str) -> str | None:
+    return image.split("@", 1)[1] if "@" in image else None
+
+
 class SwarmEngine:
     """What the swarm target needs from the engine, in its own words."""
 
@@ -165,6 +194,7 @@ class SwarmEngine:
             version=int((attrs.get("Version") or {}).get("Index", 0)),
             labels=dict(spec.get("Labels") or {}),
             image=_strip_digest(container.get("Image", "")),
+            image_digest=_digest_of(container.get("Image", "")),
             replicas=int(replicated.get("Replicas", 0)),
             config_names=tuple(n for n in names if n),
             models_config=models_config,
@@ -288,16 +318,27 @@ class SwarmEngine:
         return sorted(out, key=lambda x: (x.slot or 0, x.updated_at), reverse=False)
 
     def task_logs(self, task: TaskInfo, tail: int = 30) -> list[str]:
-        """The task's container logs when the container is on this node (else nothing)."""
+        """The task's container logs: from the container when it is on this node, else
+        through the manager (``docker service logs`` of that one task, any node)."""
         if not task.container_id:
             return []
         try:
             with translated(self.url, "reading task logs"):
-                container = self.client.containers.get(task.container_id)
+                try:
+                    container = self.client.containers.get(task.container_id)
+                except docker.errors.NotFound:
+                    return self._remote_task_logs(task.id, tail)
                 text = str(container.logs(tail=tail).decode("utf-8", errors="replace"))
         except TfsopsError:
             return []
         return text.splitlines()
+
+    def _remote_task_logs(self, task_id: str, tail: int) -> list[str]:
+        api = self.client.api
+        params = {"stdout": 1, "stderr": 1, "tail": str(tail)}
+        response = api._get(api._url("/tasks/{0}/logs", task_id), params=params, stream=False)
+        api._raise_for_status(response)
+        return _demux(response.content).decode("utf-8", errors="replace").splitlines()
 
     # ---- networks and config objects ----------------------------------------------
     def _labels(self, deployment: str) -> dict[str, str]:
@@ -426,7 +467,157 @@ class SwarmEngine:
             for c in found:
                 with contextlib.suppress(docker.errors.NotFound):
                     c.remove(force=True)
-        return len(found)
+            # A mount check left by an interrupted apply.
+            jobs = self.client.services.list(filters={"label": f"{LABEL_PROBE}={deployment}"})
+            for job in jobs:
+                with contextlib.suppress(docker.errors.NotFound):
+                    job.remove()
+        return len(found) + len(jobs)
+
+    # ---- nodes, the registry, the mount check --------------------------------------
+    def node_details(self) -> list[dict[str, Any]]:
+        """Every swarm node: hostname, role, availability (active/pause/drain), state."""
+        with swarm_translated(self.url, "listing swarm nodes"):
+            found = self.client.nodes.list()
+        out = []
+        for node in found:
+            attrs = node.attrs
+            spec = attrs.get("Spec") or {}
+            out.append(
+                {
+                    "id": node.id,
+                    "node": ((attrs.get("Description") or {}).get("Hostname")) or node.id[:12],
+                    "role": spec.get("Role", ""),
+                    "availability": spec.get("Availability", ""),
+                    "state": (attrs.get("Status") or {}).get("State", ""),
+                }
+            )
+        return sorted(out, key=lambda n: (n["role"] != "manager", n["node"]))
+
+    def registry_digest(self, ref: str) -> str | None:
+        """The manifest digest of ``ref`` in its registry (asked by the manager's engine),
+        or None when the registry does not have it."""
+        with swarm_translated(self.url, f"looking up {ref} in its registry"):
+            try:
+                data = self.client.api.inspect_distribution(ref)
+            except docker.errors.NotFound:
+                return None
+            except docker.errors.APIError as exc:
+                text = str(exc.explanation or exc).lower()
+                if "manifest unknown" in text or "not found" in text:
+                    return None
+                raise
+        return str((data.get("Descriptor") or {}).get("digest") or "") or None
+
+    def push_image(self, ref: str, progress: Any = None) -> str:
+        """``docker push ref`` from the manager's engine; the pushed manifest's digest."""
+        repository, _, tag = ref.rpartition(":")
+        digest = ""
+        with swarm_translated(self.url, f"pushing {ref}"):
+            for line in self.client.api.push(repository, tag=tag, stream=True, decode=True):
+                if "error" in line:
+                    raise OperationFailed(f"pushing {ref}: {line['error']}")
+                digest = (line.get("aux") or {}).get("Digest", digest)
+        if not digest:
+            raise OperationFailed(f"pushing {ref}: the registry reported no digest")
+        return str(digest)
+
+    def check_mounts(self, plan: ServicePlan, timeout: float = 120.0) -> dict[str, str]:
+        """Whether every node the service may run on has its bind-mount folders.
+
+        Runs a one-shot task on each of those nodes (a global job with the service's
+        image, bind mounts and placement constraints) that lists each folder; the job is
+        removed afterwards. Returns node hostname -> what failed there (empty: all good).
+        """
+        template = plan.spec["TaskTemplate"]
+        container = template["ContainerSpec"]
+        mounts = [m for m in container.get("Mounts") or [] if m.get("Type") == "bind"]
+        if not mounts:
+            return {}
+        placement = {
+            k: v for k, v in (template.get("Placement") or {}).items() if k != "MaxReplicas"
+        }
+        task_template = {
+            "ContainerSpec": {
+                "Image": container["Image"],
+                "Command": ["sh", "-c", MOUNT_CHECK_SCRIPT, "mount-check"]
+                + [m["Target"] for m in mounts],
+                "Mounts": mounts,
+                "Labels": {LABEL_PROBE: plan.deployment},
+            },
+            "RestartPolicy": {"Condition": "none", "MaxAttempts": 0},
+            "Placement": placement,
+        }
+        name = f"{plan.service_name[:40]}-mount-check-{uuid.uuid4().hex[:6]}"
+        with swarm_translated(self.url, "checking the model folders on every node"):
+            created = self.client.api.create_service(
+                task_template,
+                name=name,
+                mode={"GlobalJob": {}},
+                # Not io.tfsops.deployment: this is not the deployment's service.
+                labels={
+                    LABEL_PROBE: plan.deployment,
+                    LABEL_MANAGED: self._labels("")[LABEL_MANAGED],
+                },
+            )
+        service_id = str(created["ID"])
+        try:
+            return self._mount_check_result(service_id, timeout)
+        finally:
+            with (
+                swarm_translated(self.url, "removing the mount check"),
+                contextlib.suppress(docker.errors.NotFound),
+            ):
+                self.client.api.remove_service(service_id)
+
+    def _mount_check_result(self, service_id: str, timeout: float) -> dict[str, str]:
+        """Wait until each node has a finished check task (Swarm may retry a rejected
+        one), then: node hostname -> why its check failed, for nodes with no success."""
+        finished = ("complete", "failed", "rejected", "shutdown")
+        deadline = time.monotonic() + timeout
+        while True:
+            with swarm_translated(self.url, "waiting for the mount check"):
+                found = self.client.api.services(filters={"id": service_id}, status=True)
+                tasks = self.client.api.tasks(filters={"service": service_id})
+                usable = sum(1 for _, ok in self.nodes().values() if ok)
+            desired = int(
+                ((found[0] if found else {}).get("ServiceStatus") or {}).get("DesiredTasks") or 0
+            )
+            by_node: dict[str, list[dict[str, Any]]] = {}
+            for t in tasks:
+                by_node.setdefault(t.get("NodeID", ""), []).append(t)
+            settled = [
+                n
+                for n, ts in by_node.items()
+                if any((t.get("Status") or {}).get("State") in finished for t in ts)
+            ]
+            expected = min(desired, usable) if desired else usable
+            everywhere = len(settled) == len(by_node) and len(settled) >= expected
+            if (expected and everywhere) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+        names = {nid: host for nid, (host, _) in self.nodes().items()}
+        problems: dict[str, str] = {}
+        for node_id, ts in by_node.items():
+            states = [(t.get("Status") or {}).get("State", "") for t in ts]
+            if "complete" in states:
+                continue
+            node = names.get(node_id, node_id or "?")
+            failed = [t for t, st in zip(ts, states, strict=True) if st in finished]
+            task = failed[0] if failed else ts[-1]
+            status = task.get("Status") or {}
+            why = str(status.get("Err") or status.get("Message") or status.get("State"))
+            if not failed:
+                why = f"no answer within {timeout:g}s ({status.get('State')}: {why})"
+            else:
+                with contextlib.suppress(TfsopsError):
+                    logs = self.task_logs(_bare_task(task), 5)
+                    if logs:
+                        why += ": " + "; ".join(logs)
+            problems[node] = why
+        if not tasks:
+            problems["(every node)"] = f"no node ran the check within {timeout:g}s"
+        return problems
 
     # ---- the helper-container probe -----------------------------------------------
     def probe(
@@ -494,6 +685,16 @@ class SwarmEngine:
             )
         answers = parse_probe_output(output)
         return {ip: snapshot_client(ip, answers.get(ip, {})) for ip in ips}
+
+
+def _demux(data: bytes) -> bytes:
+    """The payload of Docker's multiplexed log stream (8-byte frame headers)."""
+    out = bytearray()
+    while len(data) >= 8 and data[0] in (0, 1, 2) and data[1:4] == b"\0\0\0":
+        size = int.from_bytes(data[4:8], "big")
+        out += data[8 : 8 + size]
+        data = data[8 + size :]
+    return bytes(out) + data
 
 
 # ---- parsing what the helper printed ------------------------------------------------

@@ -460,6 +460,10 @@ class Swarm(_Strict):
         None,
         description="bind: mount the model folders (same path on every node); image: baked in.",
     )
+    max_replicas_per_node: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="At most this many replicas on one node (Swarm's placement MaxReplicas).",
+    )
 
 
 DEFAULT_VERSION = "2.19.0"

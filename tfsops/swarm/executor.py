@@ -11,6 +11,7 @@ the service are removed after every apply.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +33,11 @@ from tfsops.swarm.plan import (
     SwarmPlan,
     SwarmSettings,
     TaskInfo,
+    capacity_problem,
     compute_swarm_plan,
     host_ports_problem,
     object_name,
+    registry_host,
     service_plan,
 )
 
@@ -89,6 +92,7 @@ class SwarmHealth:
     desired: int
     replicas: tuple[ReplicaHealth, ...]
     problems: tuple[str, ...] = ()
+    nodes: tuple[dict[str, Any], ...] = ()  # per node: role, state, replicas, ready
 
     @property
     def ok(self) -> bool:
@@ -112,6 +116,7 @@ class SwarmHealth:
             "ready_replicas": sum(1 for r in self.replicas if r.ok),
             "problems": list(self.problems),
             "replicas": [r.to_dict() for r in self.replicas],
+            "nodes": list(self.nodes),
         }
 
     def text(self) -> str:
@@ -119,6 +124,7 @@ class SwarmHealth:
         head = f"{self.deployment}: {ready}/{self.desired} replicas ready"
         lines = [head] + [f"  {p}" for p in self.problems]
         lines += ["  " + r.describe() for r in self.replicas]
+        lines += ["  " + node_line(n) for n in self.nodes]
         return "\n".join(lines)
 
     def error(self, *, timeout: float | None = None) -> TfsopsError | None:
@@ -202,7 +208,16 @@ class SwarmExecutor:
                 "until `docker swarm init`"
             )
             return plan
-        return compute_swarm_plan(desired, self.engine.find_service(spec.name))
+        observed = self.engine.find_service(spec.name)
+        if desired.settings.models == "image" and registry_host(desired.image):
+            # What apply would pin: the registry's digest (else the one the tasks run).
+            try:
+                digest = self.engine.registry_digest(desired.image)
+            except TfsopsError:
+                digest = None
+            digest = digest or (observed.image_digest if observed else None)
+            desired = service_plan(spec, self.settings, image_digest=digest)
+        return compute_swarm_plan(desired, observed)
 
     # ---- apply --------------------------------------------------------------------
     def apply(self, spec: DeploymentSpec, spec_path: Path, opts: ApplyOptions) -> SwarmApplyResult:
@@ -222,6 +237,9 @@ class SwarmExecutor:
                     hint="set swarm.update.order: stop-first, add nodes, or publish through the "
                     "routing mesh (ports.bind: 0.0.0.0, publish: ingress)",
                 )
+        self._check_capacity(desired)
+        if desired.settings.models == "image":
+            desired = self._distribute(spec, desired)
         state = DeploymentState.for_name(spec.name)
         new_state = not state.exists()
         state.ensure()
@@ -266,6 +284,7 @@ class SwarmExecutor:
 
         if opts.pull:
             self._ensure_image(desired.image)
+        self._check_mounts(desired)
         engine.ensure_network(desired.network_name, spec.name)
         ids = engine.ensure_objects(desired.configs, spec.name)
         if plan.action == CREATE:
@@ -310,6 +329,64 @@ class SwarmExecutor:
         ).number
         self._collect_garbage(spec.name)
         return SwarmApplyResult(plan, service_id, health, revision, warnings)
+
+    def _check_capacity(self, desired: ServicePlan) -> None:
+        if desired.spec["TaskTemplate"]["Placement"].get("MaxReplicas"):
+            eligible = sum(1 for _, ok in self.engine.nodes().values() if ok)
+            problem = capacity_problem(desired, eligible)
+            if problem:
+                raise InvalidInput(
+                    problem,
+                    hint="raise swarm.max_replicas_per_node, add nodes, or set "
+                    "swarm.update.order: stop-first",
+                )
+
+    def _distribute(self, spec: DeploymentSpec, desired: ServicePlan) -> ServicePlan:
+        """``swarm.models: image``: every node pulls the image from its registry, and the
+        service is pinned to the digest, so every replica runs the same bytes.
+
+        An image on this manager (``tfsops commit``) is pushed first; one that is only in
+        the registry is used as it is there."""
+        ref = desired.image
+        if registry_host(ref) is None:
+            note = (
+                f"image {ref} names no registry: it is not pushed or pinned, and every node "
+                "must already have it (name it REGISTRY/REPO:TAG to distribute it)"
+            )
+            return dataclasses.replace(desired, warnings=(*desired.warnings, note))
+        if self.s.runtime.image_labels(ref) is not None:
+            self.s.progress(f"pushing {ref} to {registry_host(ref)} (every node pulls it there)")
+            digest: str | None = self.engine.push_image(ref)
+        else:
+            digest = self.engine.registry_digest(ref)
+            if digest is None:
+                raise InvalidInput(
+                    f"swarm.models is image, and {ref} is neither on the manager nor in its "
+                    "registry",
+                    hint="bake the models in on the manager (tfsops commit --tag "
+                    f"{ref}), then apply again",
+                )
+        self.s.progress(f"the service runs {ref}@{digest} on every node")
+        return service_plan(spec, self.settings, image_digest=digest)
+
+    def _check_mounts(self, desired: ServicePlan) -> None:
+        """Bind-mounted model folders must exist on every node the service may use: a
+        node without them would reject the task only once the update runs there."""
+        if desired.settings.models != "bind" or len(self.engine.nodes()) < 2:
+            return
+        self.s.progress("checking the model folders on every node")
+        problems = self.engine.check_mounts(desired)
+        if problems:
+            raise InvalidInput(
+                "model folders missing on "
+                + ", ".join(sorted(problems))
+                + " (Swarm mounts the same path on every node):\n  "
+                + "\n  ".join(f"{node}: {why}" for node, why in sorted(problems.items())),
+                hint="make the folders available at the same path on those nodes (or keep the "
+                "service off them with swarm.placement), or bake the models in "
+                "(swarm.models: image)",
+                details={"nodes": problems},
+            )
 
     def _ensure_image(self, ref: str) -> None:
         runtime = self.s.runtime
@@ -558,7 +635,15 @@ class SwarmExecutor:
                 assert t.ip is not None
                 replicas.append(ReplicaHealth(t, check_health(clients[t.ip], expected)))
         replicas.sort(key=lambda r: (r.task.slot or 0, r.task.id))
-        return SwarmHealth(spec.name, desired.replicas, tuple(replicas), tuple(problems))
+        nodes = node_summary(self.engine.node_details(), tasks, replicas)
+        problems += [
+            f"node {n['node']} is {n['state']}: {n['replicas']} replica(s) there cannot be reached"
+            for n in nodes
+            if n["state"] != "ready" and n["replicas"]
+        ]
+        return SwarmHealth(
+            spec.name, desired.replicas, tuple(replicas), tuple(problems), tuple(nodes)
+        )
 
     def health(
         self, spec: DeploymentSpec, timeout: float = 0.0, smoke: bool = False
@@ -580,7 +665,7 @@ class SwarmExecutor:
                 health = self._health_once(
                     spec, desired, observed.id, expected, observed.image, observed.template_hash
                 )
-                health = SwarmHealth(spec.name, observed.replicas, health.replicas, health.problems)
+                health = dataclasses.replace(health, desired=observed.replicas)
             if health.ok or health.failed or clock.monotonic() >= deadline:
                 return health
             clock.sleep(POLL)
@@ -613,7 +698,9 @@ class SwarmExecutor:
             observed.image,
             observed.template_hash,
         )
-        health = SwarmHealth(spec.name, observed.replicas, health.replicas, health.problems)
+        health = dataclasses.replace(health, desired=observed.replicas)
+        if observed.image_digest and desired.settings.models == "image":
+            desired = service_plan(spec, self.settings, image_digest=observed.image_digest)
         out["service"] = observed.to_dict() | {
             "running": sum(1 for t in tasks if t.active and t.state == "running"),
             "up_to_date": observed.spec_hash == desired.spec_hash,
@@ -624,6 +711,7 @@ class SwarmExecutor:
         ]
         out["replicas"] = [r.to_dict() for r in health.replicas]
         out["problems"] = list(health.problems)
+        out["nodes"] = list(health.nodes)
         out["ok"] = health.ok
         return out
 
@@ -745,5 +833,36 @@ def status_text(status: dict[str, Any]) -> str:
             lines.append(
                 f"    {m['name']}: {m['status']} ({states or m['problem'] or 'no versions'})"
             )
+    lines += ["  " + node_line(n) for n in status.get("nodes", [])]
     lines += [f"  problem: {p}" for p in status.get("problems", [])]
     return "\n".join(lines)
+
+
+def node_summary(
+    nodes: list[dict[str, Any]], tasks: list[TaskInfo], replicas: list[ReplicaHealth]
+) -> list[dict[str, Any]]:
+    """Per swarm node: its role, availability and state, the replicas meant to run there
+    (slots) and how many of them serve every expected model."""
+    out = []
+    for n in nodes:
+        here = [t for t in tasks if t.active and t.node_id == n["id"]]
+        ready = [r for r in replicas if r.ok and r.task.node_id == n["id"]]
+        out.append(
+            {
+                "node": n["node"],
+                "role": n["role"],
+                "availability": n["availability"],
+                "state": n["state"],
+                "replicas": len(here),
+                "slots": sorted(t.slot for t in here if t.slot is not None),
+                "ready": len(ready),
+            }
+        )
+    return out
+
+
+def node_line(n: dict[str, Any]) -> str:
+    return (
+        f"node {n['node']} ({n['role']}, {n['state']}, {n['availability']}): "
+        f"{n['replicas']} replica(s), {n['ready']} ready"
+    )

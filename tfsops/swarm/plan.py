@@ -215,6 +215,7 @@ class ServicePlan:
     settings: SwarmSettings
     warnings: tuple[str, ...] = ()
     models_config: str = ""
+    image_digest: str | None = None  # the tasks run image@digest when set
 
     @property
     def labels(self) -> dict[str, str]:
@@ -233,6 +234,7 @@ class ServicePlan:
             "service": self.service_name,
             "network": self.network_name,
             "image": self.image,
+            "image_digest": self.image_digest,
             "replicas": self.replicas,
             "publish": {
                 "mode": self.publish_mode,
@@ -367,12 +369,24 @@ def _files(
     return files
 
 
+def _placement(spec: DeploymentSpec) -> dict[str, Any]:
+    swarm = spec.swarm
+    placement: dict[str, Any] = {"Constraints": list(swarm.placement) if swarm else []}
+    if swarm is not None and swarm.max_replicas_per_node is not None:
+        placement["MaxReplicas"] = swarm.max_replicas_per_node
+    return placement
+
+
 def service_plan(
     spec: DeploymentSpec,
     settings: SwarmSettings | None = None,
     files: RenderedFiles | None = None,
+    image_digest: str | None = None,
 ) -> ServicePlan:
-    """The service for ``spec``. Raises ``InvalidInput`` for what Swarm cannot do."""
+    """The service for ``spec``. Raises ``InvalidInput`` for what Swarm cannot do.
+
+    ``image_digest`` (``sha256:...``, resolved through the image's registry) pins the
+    tasks to those bytes: every node runs the same image, whatever the tag says later."""
     settings = settings_for(spec, settings)
     files = _files(spec, settings, files)
     service_name = object_name(spec.name)
@@ -426,7 +440,7 @@ def service_plan(
         }
 
     container: dict[str, Any] = {
-        "Image": spec.image_ref,
+        "Image": f"{spec.image_ref}@{image_digest}" if image_digest else spec.image_ref,
         "Args": list(server_command(spec, files)),
         "Labels": {LABEL_SWARM_DEPLOYMENT: spec.name},
         "Mounts": mounts,
@@ -452,7 +466,7 @@ def service_plan(
         "ContainerSpec": container,
         "Resources": resources,
         "RestartPolicy": _restart(spec, settings),
-        "Placement": {"Constraints": list(swarm.placement) if swarm else []},
+        "Placement": _placement(spec),
         "Networks": [{"Target": network_name}],
     }
     template_hash = _hash(task_template)
@@ -493,6 +507,7 @@ def service_plan(
         service_name=service_name,
         network_name=network_name,
         image=spec.image_ref,
+        image_digest=image_digest,
         replicas=replicas,
         publish_mode=publish_mode,
         ports=ports,
@@ -504,6 +519,35 @@ def service_plan(
         settings=settings,
         warnings=tuple(warnings),
         models_config=files.models_config,
+    )
+
+
+def registry_host(ref: str) -> str | None:
+    """The registry an image reference names (``host[:port]/repo``), or None for Docker
+    Hub's implicit one (``repo``, ``org/repo``)."""
+    first, sep, _ = ref.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
+
+
+def capacity_problem(plan: ServicePlan, eligible_nodes: int) -> str | None:
+    """Why ``swarm.max_replicas_per_node`` would leave tasks pending forever, or None.
+
+    A start-first update runs one more task than ``replicas`` while it rolls."""
+    limit = plan.spec["TaskTemplate"]["Placement"].get("MaxReplicas")
+    if not limit:
+        return None
+    order = plan.spec["UpdateConfig"]["Order"]
+    needed = plan.replicas + (1 if order == "start-first" else 0)
+    if eligible_nodes * limit >= needed:
+        return None
+    why = f"{plan.replicas} replica(s)" + (
+        " plus one start-first update task" if order == "start-first" else ""
+    )
+    return (
+        f"swarm.max_replicas_per_node is {limit}, and {why} need {needed} task slot(s); "
+        f"{eligible_nodes} ready node(s) have {eligible_nodes * limit}"
     )
 
 
@@ -539,6 +583,7 @@ class ObservedService:
     replicas: int
     config_names: tuple[str, ...]
     models_config: str | None = None  # content of the mounted models.config object
+    image_digest: str | None = None  # the digest the tasks are pinned to (image@digest)
     update_state: str | None = None
     update_message: str | None = None
     previous_spec: dict[str, Any] | None = field(default=None, repr=False)
@@ -556,6 +601,7 @@ class ObservedService:
             "id": self.id,
             "name": self.name,
             "image": self.image,
+            "image_digest": self.image_digest,
             "replicas": self.replicas,
             "configs": list(self.config_names),
             "spec_hash": self.spec_hash,
@@ -656,6 +702,11 @@ def compute_swarm_plan(desired: ServicePlan, observed: ObservedService | None) -
     reasons = []
     if observed.image != desired.image:
         reasons.append(f"image {observed.image} -> {desired.image}")
+    elif desired.image_digest and observed.image_digest != desired.image_digest:
+        reasons.append(
+            f"image {desired.image} now has digest {desired.image_digest} "
+            f"(the tasks run {observed.image_digest or 'an unpinned image'})"
+        )
     if not diff.empty:
         reasons.append("the model list changed (new models.config object, rolling update)")
     elif set(observed.config_names) != set(desired.config_names):
