@@ -60,7 +60,7 @@ class Bench:
         self.args = args
         self.base = base
         self.image = args.image
-        self.env = dict(os.environ, TFSOPS_STATE_DIR=str(base / "state"), TF_CPP_MIN_LOG_LEVEL="3")
+        self.env = h.child_env(TFSOPS_STATE_DIR=str(base / "state"))
         self.model = half_plus(base / "models" / "hp", versions=(1,))
         self.table = h.Table()
 
@@ -436,6 +436,7 @@ def main() -> None:
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up when stopped
     print(f"bench run {h.PREFIX}: {h.machine()}", flush=True)
+    h.compile_package()
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(args, Path(tmp))
         steps = {
