@@ -45,6 +45,9 @@ def real_services(docker_host: str | None, progress: Callable[[str], None] = _qu
     """Adapters for the real engine and server, imported only when a command needs them."""
 
     def runtime() -> DockerRuntime:
+        from tfsops.adapters.docker_import import import_docker
+
+        import_docker(docker_host)
         from tfsops.adapters.docker_runtime import DockerRuntime
 
         return DockerRuntime(docker_host)
