@@ -105,11 +105,13 @@ def upstream(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Performance figures: CLI start-up, deploy vs docker run, health for 1 and 20 models."""
+    """Every performance figure in one run, side by side with doing it by hand: one table.
+
+    `nox -s bench -- --only startup,predict` runs some sections; `python bench/run.py -h`.
+    """
     session.install("-e", ".[test]")
     env = {"TF_CPP_MIN_LOG_LEVEL": "3"}
-    for script in sorted((ROOT / "bench").glob("bench_*.py")):
-        session.run("python", str(script), *session.posargs, env=env)
+    session.run("python", "bench/run.py", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON)

@@ -452,7 +452,7 @@ class Executor:
             client,
             expected_models(spec),
             timeout=opts.timeout,
-            interval=0.2,  # connection refused answers at once: polling is cheap
+            interval=0.1,  # connection refused answers at once: polling is cheap
             clock=self.s.clock,
             on_progress=watch,
         )

@@ -15,6 +15,7 @@ returns the last report; callers map it to exit codes (``HealthReport.error``).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -351,11 +352,45 @@ def check_health(
         return HealthReport(())
     if len(models) == 1:
         return HealthReport((_check_model(client, models[0], timeout_per_call),))
-    with ThreadPoolExecutor(
-        max_workers=min(max_workers, len(models)), thread_name_prefix="tfsops-health"
-    ) as pool:
+    if max_workers == MAX_WORKERS:
+        # One pool for every poll of the run: starting 16 threads per poll cost more than
+        # the status calls themselves on a small, busy machine.
+        pool = _shared_pool()
         futures = [pool.submit(_check_model, client, m, timeout_per_call) for m in models]
         return HealthReport(tuple(f.result() for f in futures))
+    with ThreadPoolExecutor(
+        max_workers=min(max_workers, len(models)), thread_name_prefix="tfsops-health"
+    ) as own:
+        futures = [own.submit(_check_model, client, m, timeout_per_call) for m in models]
+        return HealthReport(tuple(f.result() for f in futures))
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    """The process's health-check pool, made on first use (its threads idle between polls)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="tfsops-health")
+        return _POOL
+
+
+def _still_starting(
+    client: ServingClient, models: list[ExpectedModel], timeout_per_call: float
+) -> HealthReport | None:
+    """While the server has not opened its ports, one call tells: the report for every model
+    (all STARTING) when the first is still refused, else None (then ask them all)."""
+    if len(models) < 2:
+        return None
+    first = _check_model(client, models[0], timeout_per_call)
+    if first.status != STARTING:
+        return None
+    return HealthReport(
+        (first, *(ModelReport(m.name, STARTING, problem=first.problem) for m in models[1:]))
+    )
 
 
 def wait_until_healthy(
@@ -382,11 +417,14 @@ def wait_until_healthy(
     start = clock.monotonic()
     deadline = start + max(timeout, 0.0)
     polls = 0
+    starting = False
     while True:
         remaining = deadline - clock.monotonic()
         # A call must not run far past the deadline, but give it a moment to answer.
         per_call = min(timeout_per_call, max(remaining, 0.5)) if timeout > 0 else timeout_per_call
-        report = check_health(client, models, timeout_per_call=per_call)
+        probe = _still_starting(client, models, per_call) if starting else None
+        report = probe or check_health(client, models, timeout_per_call=per_call)
+        starting = report.server_starting
         polls += 1
         now = clock.monotonic()
         report = HealthReport(report.models, elapsed_s=now - start, polls=polls)

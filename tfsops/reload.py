@@ -85,10 +85,15 @@ def staged_labels_config(
     models = []
     for model in spec.models:
         previous = old.get(model.name, {})
-        available = _available(client, model.name) if model.name in old else set()
+        moves = any(
+            previous.get(label, version) != version for label, version in model.labels.items()
+        )
+        # Only a label that moves needs the server's view (a new label, or one that keeps
+        # its version, is accepted on any version): no status reads when no label moves.
+        available = _available(client, model.name) if moves else set()
         staged: dict[str, int] = {}
         for label, version in model.labels.items():
-            if label not in previous or version in available:
+            if previous.get(label, version) == version or version in available:
                 staged[label] = version
             elif previous[label] in available:
                 staged[label] = previous[label]

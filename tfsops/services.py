@@ -65,6 +65,9 @@ def real_services(
         return selected[0]
 
     def runtime() -> DockerRuntime:
+        from tfsops.adapters.docker_import import import_docker
+
+        import_docker(docker_host)
         from tfsops.adapters.docker_runtime import DockerRuntime
 
         return DockerRuntime(engine())

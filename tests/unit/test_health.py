@@ -555,3 +555,25 @@ def test_wait_caps_the_per_call_timeout_near_the_deadline() -> None:
         fake, [exp("a", {1})], timeout=3, interval=1, clock=FakeClock(), timeout_per_call=5
     )
     assert seen == [3, 2, 1, 0.5]
+
+
+def test_while_the_server_starts_one_call_per_poll_not_one_per_model() -> None:
+    fake = FakeServing(starting=True)
+    clock = fake.ticking_clock()
+    names = [f"m{i}" for i in range(20)]
+    polls: list[int] = []
+
+    def progress(report: HealthReport) -> None:
+        polls.append(len(fake.calls))
+        if len(polls) == 3:  # the ports open after the third poll
+            fake.open_ports()
+            for n in names:
+                fake.add_model(n, [1])
+
+    report = wait_until_healthy(
+        fake, [exp(n, {1}) for n in names], timeout=30, clock=clock, on_progress=progress
+    )
+    assert report.ok and [m.name for m in report.models] == names
+    # first poll: every model (nothing known yet); then one call while still refused;
+    # then one probe that answers, and every model again
+    assert polls == [20, 21, 22, 43]

@@ -130,3 +130,18 @@ def test_moving_a_label_loads_first_then_moves(env, models_dir: Path) -> None:  
     # Phase 1 kept stable on 1 (2 was not AVAILABLE yet: upstream refuses that move), phase 2 moved it.
     assert outcome.phases == ["models", "labels"]
     assert fake.label_version("p", "stable") == 2
+
+
+def test_no_status_reads_before_the_reload_when_no_label_moves(env, models_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    fake, services, state, _a = env
+    labelled = {"name": "a", "path": "half_plus_two", "labels": {"stable": 2}}
+    transactional_reload(make_spec(models_dir, labelled), "t", services, state)
+    fake.settle()
+    fake.calls.clear()
+    # Adding a model keeps every label where it is: the server's view is not needed.
+    spec = make_spec(models_dir, labelled, {"name": "b", "path": "half_plus_three"})
+    outcome = transactional_reload(spec, "t", services, state)
+    first_reload = fake.calls.index(("reload_config", ""))
+    assert fake.calls[:first_reload] == []
+    assert outcome.phases == ["models"]
+    assert fake.label_version("a", "stable") == 2

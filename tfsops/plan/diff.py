@@ -6,6 +6,7 @@ observed (the container's labels and state, the applied models.config).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,16 @@ def parse_models_config(text: str | None) -> list[ModelEntry]:
     """The model list of a models.config text (empty when there is none)."""
     if not text:
         return []
+    # One run reads the same texts several times (diff, label staging, repair checks).
+    return [ModelEntry(e.name, e.base_path, e.policy, dict(e.labels)) for e in _parse_cached(text)]
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_cached(text: str) -> tuple[ModelEntry, ...]:
+    return tuple(_parse(text))
+
+
+def _parse(text: str) -> list[ModelEntry]:
     from tfsops.adapters.protos import model_server_config_pb2, text_format
 
     config = text_format().Parse(text, model_server_config_pb2().ModelServerConfig())
