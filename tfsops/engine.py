@@ -207,8 +207,19 @@ def _from_context(name: str, source: str, env: Mapping[str, str]) -> EngineSelec
             folder=tls_dir,
         )
     return EngineSelection(
-        url=host, source=f"context {name} ({source})", context=name, tls=tls, env=env
+        url=_checked(host, f"the host of docker context {name}"),
+        source=f"context {name} ({source})",
+        context=name,
+        tls=tls,
+        env=env,
     )
+
+
+def _checked(url: str, what: str) -> str:
+    """Every engine URL, whichever way it was given, passes the one validation layer."""
+    from tfsops.inputs import engine_url
+
+    return engine_url(url, what)
 
 
 def select_engine(
@@ -222,13 +233,19 @@ def select_engine(
         raise UsageError("conflicting options: either specify --docker-host or --context, not both")
     if docker_host:
         return EngineSelection(
-            url=docker_host, source="flag --docker-host", tls=_env_tls(env), env=env
+            url=_checked(docker_host, "--docker-host"),
+            source="flag --docker-host",
+            tls=_env_tls(env),
+            env=env,
         )
     if context:
         return _context_or_default(context, "flag --context", env)
     if env.get("DOCKER_HOST"):
         return EngineSelection(
-            url=env["DOCKER_HOST"], source="env DOCKER_HOST", tls=_env_tls(env), env=env
+            url=_checked(env["DOCKER_HOST"], "DOCKER_HOST"),
+            source="env DOCKER_HOST",
+            tls=_env_tls(env),
+            env=env,
         )
     if env.get("DOCKER_CONTEXT"):
         return _context_or_default(env["DOCKER_CONTEXT"], "env DOCKER_CONTEXT", env)
@@ -240,7 +257,7 @@ def select_engine(
 
 def _context_or_default(name: str, source: str, env: Mapping[str, str]) -> EngineSelection:
     if name == "default":  # the built-in context: DOCKER_HOST or the local socket
-        url = env.get("DOCKER_HOST") or DEFAULT_HOST
+        url = _checked(env["DOCKER_HOST"], "DOCKER_HOST") if env.get("DOCKER_HOST") else DEFAULT_HOST
         return EngineSelection(
             url=url,
             source=f"context default ({source})",

@@ -67,7 +67,7 @@ def real_services(
     def runtime() -> DockerRuntime:
         from tfsops.adapters.docker_import import import_docker
 
-        import_docker(docker_host)
+        import_docker(engine().url)  # the selected engine: a context may name an ssh:// one
         from tfsops.adapters.docker_runtime import DockerRuntime
 
         return DockerRuntime(engine())

@@ -16,12 +16,15 @@ from tests.integration.conftest import write_spec
 pytestmark = [pytest.mark.docker, pytest.mark.double, pytest.mark.slow]
 
 
-def spec_text(name: str, image: str, ports: tuple[int, int], models: str) -> str:
+def spec_text(
+    name: str, image: str, ports: tuple[int, int], models: str, roots: tuple[Path, ...] = ()
+) -> str:
     return (
         f"name: {name}\nimage: {image}\n"
         f"ports: {{rest: {ports[0]}, grpc: {ports[1]}}}\n"
         "server_args: {max_num_load_retries: 0}\n"
-        f"models:\n{models}"
+        + (f"model_roots: [{', '.join(map(str, roots))}]\n" if roots else "")
+        + f"models:\n{models}"
     )
 
 
@@ -69,6 +72,7 @@ def test_a_model_that_answers_and_one_that_does_not(
     smoke:
       - request: "@cat-request.json"
 """,
+            roots=(answer_models,),  # the model add-model brings in later is hot-loaded
         ),
     )
     try:

@@ -32,6 +32,7 @@ def relayed(tfsops: Tfsops, name: str, ports: tuple[int, int], models: Path, ser
         f"""name: {name}
 image: {serving_image}
 ports: {{rest: {rest_port}, grpc: {grpc_port}}}
+model_roots: [{models}]
 models:
   - name: a
     path: {models / "half_plus_two"}

@@ -12,7 +12,10 @@ import sys
 
 
 def import_docker(docker_host: str | None) -> None:
-    """Import ``docker``; skip its paramiko import unless the engine URL is ssh://."""
+    """Import ``docker``; skip its paramiko import unless the engine URL is ssh://.
+
+    ``docker_host`` is the selected engine's URL (flag, DOCKER_HOST or a context).
+    """
     if "docker" in sys.modules or "paramiko" in sys.modules:
         return
     url = docker_host or os.environ.get("DOCKER_HOST", "")

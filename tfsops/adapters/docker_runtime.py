@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 import socket
 import ssl
@@ -27,17 +26,6 @@ from tfsops.errors import EngineUnreachable, OperationFailed, TfsopsError
 from tfsops.plan.container import LABEL_DEPLOYMENT, ContainerPlan
 from tfsops.ports import ContainerInfo
 from tfsops.spec.model import split_image_ref
-
-DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-
-
-def engine_url(docker_host: str | None) -> str:
-    from tfsops import inputs
-
-    if docker_host:
-        return inputs.engine_url(docker_host)
-    env = os.environ.get("DOCKER_HOST")
-    return inputs.engine_url(env, "DOCKER_HOST") if env else DEFAULT_SOCKET
 
 
 def _unreachable(url: str, exc: BaseException) -> EngineUnreachable:
