@@ -31,12 +31,14 @@ class BundleFormatError(ValueError):
     """The bytes are not a TensorBundle index this reader understands."""
 
 
-def read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    """Decode a little-endian base-128 varint at ``pos``; return (value, next position)."""
+def read_varint(data: bytes, pos: int, end: int | None = None) -> tuple[int, int]:
+    """Decode a little-endian base-128 varint at ``pos`` (before ``end``, default the end
+    of ``data``); return (value, next position). Protobuf's wire format uses the same."""
+    end = len(data) if end is None else end
     result = 0
     shift = 0
     while True:
-        if pos >= len(data):
+        if pos >= end:
             raise BundleFormatError("truncated varint")
         byte = data[pos]
         pos += 1

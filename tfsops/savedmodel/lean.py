@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tfsops.savedmodel.bundle import BundleFormatError, read_varint
+
 # Files above this size are read lean; smaller ones are parsed whole (every field checked).
 LEAN_THRESHOLD = 64 * 1024 * 1024
 
@@ -32,18 +34,10 @@ class WireError(ValueError):
 
 
 def _varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end:
-            raise WireError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise WireError("varint too long")
+    try:
+        return read_varint(buf, pos, end)
+    except BundleFormatError as exc:
+        raise WireError(str(exc)) from None
 
 
 def _fields(buf: Any, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
