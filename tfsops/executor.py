@@ -281,10 +281,11 @@ class Executor:
             self._start(container_id, spec)
             health = self._wait(spec, container_id, opts)
         except KeyboardInterrupt:
-            if container_id is None:
+            if container_id is None and runtime.inspect(plan.container.name) is None:
                 _restore_snapshot(state, previous)
                 raise
-            # Ctrl-C: the container is left as it is, so it keeps the files it mounts
+            # Ctrl-C (also one that cut the create call short after the engine made the
+            # container): the container is left as it is, so it keeps the files it mounts
             # (a restart without models.config would crash-loop); `apply` resumes.
             raise interrupted(runtime, plan.container.name, "creating") from None
         except BaseException as exc:

@@ -277,6 +277,22 @@ def test_ctrl_c_at_each_engine_call_then_apply_and_down_converge(
     assert world.runtime.of(NAME) == []
 
 
+def test_ctrl_c_that_cuts_the_create_call_short_keeps_the_files(world: World) -> None:
+    """The engine made the container, but Ctrl-C came before the SDK call returned its id:
+    the container exists and mounts the config folder, so its files stay."""
+    world.runtime.after_next("create", KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt) as info:
+        world.apply()
+    assert isinstance(info.value, DeployInterrupted)
+    [container] = world.runtime.of(NAME)
+    assert container.name in info.value.message
+    config = container.host_file("/etc/tfsops/models.config")
+    assert config is not None and config.is_file()
+    world.runtime._after.clear()
+    world.apply()
+    world.assert_converged()
+
+
 @pytest.mark.parametrize("poll", [1, 2, 3])  # the recreate's wait takes 3 polls here
 def test_ctrl_c_at_each_poll_of_the_wait(world: World, poll: int) -> None:
     _recreate_setup(world)
