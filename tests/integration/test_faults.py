@@ -618,6 +618,13 @@ def _start_engine() -> None:
 @pytest.mark.skipif(
     os.environ.get("TFSOPS_SKIP_ENGINE_RESTART") == "1", reason="TFSOPS_SKIP_ENGINE_RESTART=1"
 )
+def _synced(watcher: Lines, after: int, model: str) -> bool:
+    return any(
+        e.get("event") == "synced" and model in str(e.get("models", "")).split(",")
+        for e in watcher.events()[after:]
+    )
+
+
 def test_engine_restart_while_watching(deployed: Deployment) -> None:
     pid_file = Path("/var/run/docker.pid")
     if not pid_file.exists() or shutil.which("dockerd") is None or os.geteuid() != 0:
@@ -649,6 +656,9 @@ def test_engine_restart_while_watching(deployed: Deployment) -> None:
         # the watcher reconnects, sees the restarted server, and applies the change
         watcher.wait_for("server-restarted", after=n)
         wait_until("b is AVAILABLE", lambda: available(dep.rest_port, "b"), timeout=120)
+        # b answers before the sync that added it is done (smoke requests, then the
+        # models.config write): consistent once the watcher says it synced b.
+        wait_until("the watcher synced b", lambda: _synced(watcher, n, "b"), timeout=120)
         dep.assert_consistent(["a", "b"])
         assert predict(dep.rest_port, "b") == [3.5]
     finally:

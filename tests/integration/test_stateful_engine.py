@@ -90,6 +90,7 @@ class EngineMachine(RuleBasedStateMachine):
             "restart: unless-stopped",
             "server_args: {max_num_load_retries: 0"
             + (", tensorflow_intra_op_parallelism: 2}" if self.cold else "}"),
+            "model_roots: [models]  # models added later under it hot-load",
             "models:",
         ]
         for m in self.models:
