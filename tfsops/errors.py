@@ -69,6 +69,13 @@ class UsageError(TfsopsError):
     exit_code = ExitCode.USAGE
 
 
+def problems_message(problems: list[str], what: str) -> str:
+    """One problem as it is; several as ``N problems WHAT:`` and one indented line each."""
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems {what}:\n" + "\n".join(f"  {p}" for p in problems)
+
+
 class SpecError(InvalidInput):
     """A spec that does not validate; one ``key.path: message`` line per problem."""
 

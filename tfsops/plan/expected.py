@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tfsops.errors import InvalidInput
+from tfsops.errors import InvalidInput, problems_message
 from tfsops.ports import ExpectedModel
 from tfsops.spec.model import DeploymentSpec, ModelSpec
 
@@ -38,14 +38,8 @@ def check_models(
 
             problems += smoke_problems(model, report)
     if problems:
-        message = (
-            problems[0]
-            if len(problems) == 1
-            else f"{len(problems)} problems with model folders:\n"
-            + "\n".join(f"  {p}" for p in problems)
-        )
         raise InvalidInput(
-            message,
+            problems_message(problems, "with model folders"),
             hint="run `tfsops inspect PATH` to see what TF Serving would find",
             details={"problems": problems},
         )

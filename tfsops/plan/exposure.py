@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfsops.errors import InvalidInput
+from tfsops.errors import InvalidInput, problems_message
 from tfsops.plan.layout import Layout, layout_for
 from tfsops.spec.model import DeploymentSpec
 
@@ -152,14 +152,8 @@ def check_exposure(spec: DeploymentSpec, spec_file: Path | None = None) -> None:
     problems = exposure_problems(spec, spec_file) or link_problems(spec)
     if not problems:
         return
-    message = (
-        problems[0]
-        if len(problems) == 1
-        else f"{len(problems)} problems with what the container would mount:\n"
-        + "\n".join(f"  {p}" for p in problems)
-    )
     raise InvalidInput(
-        message,
+        problems_message(problems, "with what the container would mount"),
         hint="mount only what serves: put each model in a folder of its own (or declare a "
         "model_roots folder that holds models only); copy linked versions in instead of linking",
         details={"problems": problems},
