@@ -65,18 +65,6 @@ def list_revisions(state: DeploymentState) -> list[Revision]:
     return sorted(out, key=lambda r: r.number)
 
 
-def incomplete_revisions(state: DeploymentState) -> list[Path]:
-    """Revision folders a killed run left without their ``meta.json`` (skipped when listing)."""
-    complete = {r.path for r in list_revisions(state)}
-    if not state.revisions_dir.is_dir():
-        return []
-    return sorted(
-        p
-        for p in state.revisions_dir.iterdir()
-        if p.name.isdigit() and p.is_dir() and p not in complete
-    )
-
-
 def record_revision(
     state: DeploymentState, spec_text: str, models_config: str, reason: str
 ) -> Revision:

@@ -83,10 +83,6 @@ class RawAnswer:
     body: bytes = b""
 
 
-def _nanos(value: Any) -> int:
-    return int(value or 0)
-
-
 def _strip_digest(image: str) -> str:
     return image.split("@", 1)[0]
 
